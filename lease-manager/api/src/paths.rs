@@ -1,0 +1,10 @@
+//! URL paths of the LM's endpoints. One place, so clients and server cannot drift apart.
+
+/// Agent -> LM (HTTPS, LM CA pinned in the initramfs): the agent is up and reports its hardware.
+pub const AGENT_HELLO: &str = "/v1/agent/hello";
+/// Agent -> LM (HTTPS): a phase report (progress or failure) from the agent.
+pub const AGENT_REPORT: &str = "/v1/agent/report";
+/// Operator console -> LM (local admin socket): the server inventory.
+pub const SERVERS: &str = "/v1/servers";
+/// Plain-HTTP boot artifacts served to iPXE: `/boot/{mac}.ipxe`, `/boot/vmlinuz`, `/boot/initrd`.
+pub const BOOT_PREFIX: &str = "/boot/";

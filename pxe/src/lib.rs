@@ -1,0 +1,15 @@
+//! Network-boot services the Lease Manager runs on the provisioning interface.
+//!
+//! - [`dhcp`]: a pure DHCPv4 engine (`request + lease view + gate + now -> decision`) and the
+//!   UDP socket shell around it, with leases persisted through [`dhcp::LeaseStore`] before any
+//!   ACK leaves.
+//! - [`tftp`]: a read-only TFTP server (async-tftp) with a strict path mapping.
+//! - [`http_boot`]: the per-host iPXE script and the kernel/initramfs with Range support, as a
+//!   framework-free request -> reply function; the LM's HTTP listener does the IO.
+//! - [`gate`]: the contract with the LM (who may boot, and where events go).
+//!
+//! The engines and parsers do no IO; the `*_server` modules own sockets.
+
+pub mod gate;
+
+pub use gate::{BootDirectory, EventSink, Gate, HostBoot, NullSink, RecordingSink, StaticDirectory};
