@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds everything the QEMU lab boots: the static agent, the Lease Manager and tools, the
+# pinned Debian kernel, a lab CA, and the deterministic initramfs. Output in target/lab/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+lab=target/lab
+mkdir -p "$lab"
+
+say "building the ramdisk agent (static, x86_64-unknown-linux-musl, profile agent)"
+cargo build --profile agent --target x86_64-unknown-linux-musl -p ramdisk-agent
+agent=target/x86_64-unknown-linux-musl/agent/ramdisk-agent
+
+say "building lease-manager, initramfs-build and the lab tools"
+cargo build -p lease-manager -p initramfs -p lab --bins
+
+say "fetching the pinned Debian kernel (cached in $lab/kernel)"
+target/debug/initramfs-build kernel-fetch --cache "$lab/kernel"
+
+if [[ ! -f $lab/ca/ca.pem ]]; then
+  say "creating the lab's Lease Manager CA in $lab/ca (public cert goes into the initramfs)"
+fi
+target/debug/lab ca-init --dir "$lab/ca"
+
+say "building the initramfs (deterministic; sha256 below)"
+target/debug/initramfs-build build --agent "$agent" --ca "$lab/ca/ca.pem" \
+  --kernel-cache "$lab/kernel" --out "$lab/boot"

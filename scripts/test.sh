@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit/property/namespace tests and the QEMU
+# end-to-end tests. Installs what it needs first. Run as root (network namespaces).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+start=$(date +%s)
+
+scripts/setup.sh
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+scripts/lab-prepare.sh
+
+say "cargo test: unit, property, namespace and QEMU end-to-end tests"
+LAB_ARTIFACTS="$PWD/target/lab" cargo test --workspace --features lab/e2e -- --test-threads=2
+
+say "all tests passed in $(( $(date +%s) - start )) s"
