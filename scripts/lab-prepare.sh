@@ -20,7 +20,7 @@ target/debug/initramfs-build kernel-fetch --cache "$lab/kernel"
 if [[ ! -f $lab/ca/ca.pem ]]; then
   say "creating the lab's Lease Manager CA in $lab/ca (public cert goes into the initramfs)"
 fi
-target/debug/lab ca-init --dir "$lab/ca"
+target/debug/lease-manager ca init --dir "$lab/ca"
 
 say "building the initramfs (deterministic; sha256 below)"
 target/debug/initramfs-build build --agent "$agent" --ca "$lab/ca/ca.pem" \

@@ -1,1 +1,120 @@
-fn main() {}
+//! `lease-manager`: the daemon (`serve`) and the operator console (`server ...`, `ca ...`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use lease_manager::{ca, config, console, daemon};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lease-manager",
+    version,
+    about = "Lease Manager: wakes, network-boots and tracks lease servers"
+)]
+struct Cli {
+    /// Config file (TOML); `lease-manager config example` prints a documented one.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "LEASE_MANAGER_CONFIG",
+        default_value = "/etc/lease-manager/lease-manager.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the daemon: DHCP, TFTP, HTTP boot, the HTTPS API and the admin socket.
+    Serve,
+    /// Operator console for the server inventory.
+    #[command(subcommand)]
+    Server(console::ServerCmd),
+    /// The certificate authority.
+    #[command(subcommand)]
+    Ca(CaCmd),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCmd {
+    /// Create the CA if it does not exist and print the path of its public certificate
+    /// (the input of `initramfs-build build --ca`).
+    Init {
+        /// CA folder; default `<state_dir>/ca` of the config.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print the CA certificate (PEM).
+    Show {
+        /// CA folder; default `<state_dir>/ca` of the config.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Print a documented example config.
+    Example,
+    /// Validate the config file and print the resolved values.
+    Check,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(match cli.cmd {
+            Cmd::Serve => "info",
+            _ => "warn",
+        })
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let load = || config::Config::load(&cli.config).context("loading the configuration");
+    match cli.cmd {
+        Cmd::Config(ConfigCmd::Example) => print!("{}", config::EXAMPLE),
+        Cmd::Config(ConfigCmd::Check) => println!("{:#?}", load()?),
+        Cmd::Ca(c) => {
+            let (CaCmd::Init { dir } | CaCmd::Show { dir }) = &c;
+            let dir = match dir {
+                Some(d) => d.clone(),
+                None => load()?.state_dir.join("ca"),
+            };
+            let (ca, created) =
+                ca::Ca::load_or_create(&dir, std::time::SystemTime::now(), rand::random())?;
+            match c {
+                CaCmd::Init { .. } => {
+                    if created {
+                        eprintln!("created a new CA in {}", dir.display());
+                    }
+                    println!("{}", ca.cert_path().display());
+                }
+                CaCmd::Show { .. } => print!("{}", ca.cert_pem()),
+            }
+        }
+        Cmd::Serve => {
+            let cfg = load()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(daemon::serve(cfg))?;
+        }
+        Cmd::Server(cmd) => {
+            let cfg = load()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let client = console::AdminClient::new(&cfg.admin_socket());
+            rt.block_on(console::run(&client, cmd))?;
+        }
+    }
+    Ok(())
+}

@@ -109,7 +109,9 @@ mod tests {
     #[test]
     fn unknown_fields_are_refused() {
         let j = r#"{"boot_id":"00000000000000ff","boot_mac":"52:54:00:00:00:01","phase":"dhcp","ok":true,"detail":"","attempt":1,"extra":1}"#;
-        let err = serde_json::from_str::<AgentReport>(j).unwrap_err().to_string();
+        let err = serde_json::from_str::<AgentReport>(j)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("extra"), "{err}");
     }
 }

@@ -53,9 +53,11 @@ impl FromStr for BootId {
                 input: s.chars().take(64).collect(),
             });
         }
-        u64::from_str_radix(s, 16).map(Self).map_err(|_| BootIdError {
-            input: s.to_string(),
-        })
+        u64::from_str_radix(s, 16)
+            .map(Self)
+            .map_err(|_| BootIdError {
+                input: s.to_string(),
+            })
     }
 }
 
@@ -81,7 +83,13 @@ mod tests {
         let id = BootId::from_random(0x0123_4567_89ab_cdef);
         assert_eq!(id.to_string(), "0123456789abcdef");
         assert_eq!("0123456789abcdef".parse::<BootId>().unwrap(), id);
-        for bad in ["", "0123456789ABCDEF", "0123456789abcde", "+123456789abcdef", "0123456789abcdefa"] {
+        for bad in [
+            "",
+            "0123456789ABCDEF",
+            "0123456789abcde",
+            "+123456789abcdef",
+            "0123456789abcdefa",
+        ] {
             assert!(bad.parse::<BootId>().is_err(), "{bad:?}");
         }
     }

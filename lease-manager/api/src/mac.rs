@@ -11,7 +11,9 @@ pub struct MacAddr(pub [u8; 6]);
 
 /// A string that is not a MAC address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a MAC address: write six hex octets separated by ':' or '-', like 52:54:00:12:34:56")]
+#[error(
+    "{input:?} is not a MAC address: write six hex octets separated by ':' or '-', like 52:54:00:12:34:56"
+)]
 pub struct MacParseError {
     /// The rejected input, truncated to 64 characters.
     pub input: String,

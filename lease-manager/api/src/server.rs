@@ -57,6 +57,7 @@ pub enum WakeMethod {
     /// UDP broadcast to 255.255.255.255:9 bound to the provisioning interface.
     UdpBroadcast,
     /// Raw Ethernet frame with EtherType 0x0842.
+    #[serde(rename = "ethertype-0842")]
     Ethertype0842,
 }
 
@@ -65,22 +66,43 @@ pub enum WakeMethod {
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum EventKind {
     /// A magic packet went out.
-    WakeSent { attempt: u32, methods: Vec<WakeMethod> },
+    WakeSent {
+        attempt: u32,
+        methods: Vec<WakeMethod>,
+    },
     /// The server's DHCPDISCOVER confirmed the wake.
     WakeConfirmed { after_ms: u64 },
     /// The wake retry budget ran out.
     Unreachable { attempts: u32 },
     /// DHCP traffic from this MAC (`message` is DISCOVER, REQUEST, ...; `client` says who asked:
     /// `pxe-bios`, `pxe-uefi`, `ipxe`, `agent`).
-    Dhcp { message: String, client: String, reply: Option<String>, address: Option<Ipv4Addr> },
+    Dhcp {
+        message: String,
+        client: String,
+        reply: Option<String>,
+        address: Option<Ipv4Addr>,
+    },
     /// A TFTP read finished (or failed).
     TftpFetch { file: String, bytes: u64, ok: bool },
     /// An HTTP boot artifact was served.
-    HttpFetch { path: String, bytes: u64, status: u16 },
+    HttpFetch {
+        path: String,
+        bytes: u64,
+        status: u16,
+    },
     /// The agent said hello.
-    AgentHello { address: Ipv4Addr, agent_version: String, uptime_ms: u64 },
+    AgentHello {
+        address: Ipv4Addr,
+        agent_version: String,
+        uptime_ms: u64,
+    },
     /// The agent reported on a phase.
-    AgentReport { phase: AgentPhase, ok: bool, detail: String, attempt: u32 },
+    AgentReport {
+        phase: AgentPhase,
+        ok: bool,
+        detail: String,
+        attempt: u32,
+    },
 }
 
 /// An event as the PXE services and the API hand it to the LM core.
@@ -148,7 +170,11 @@ mod tests {
         let e = TimelineEntry {
             at_ms: 1,
             boot_id: None,
-            kind: EventKind::TftpFetch { file: "undionly.kpxe".into(), bytes: 10, ok: true },
+            kind: EventKind::TftpFetch {
+                file: "undionly.kpxe".into(),
+                bytes: 10,
+                ok: true,
+            },
         };
         assert_eq!(
             serde_json::to_string(&e).unwrap(),
@@ -162,7 +188,9 @@ mod tests {
             name: "vm1".into(),
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
             reserved_ip: None,
-            state: ServerState::Booting { boot_id: BootId::from_random(1) },
+            state: ServerState::Booting {
+                boot_id: BootId::from_random(1),
+            },
             since_ms: 5,
             facts: None,
             timeline: vec![],

@@ -1,0 +1,182 @@
+//! `lease-manager serve`: wires the inventory, the PXE services, the APIs and the wake
+//! supervisor together, and runs until SIGINT/SIGTERM. Prints `lease-manager ready` (with the
+//! addresses) once every listener is bound, which the lab and operators' scripts wait for.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use pxe::dhcp::{DhcpConfig, DhcpServer};
+use pxe::http_boot::{BootHttp, BootHttpConfig};
+use pxe::tftp::{TftpOptions, TftpService};
+use pxe::{BootDirectory, EventSink};
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::admin_api::{self, AdminApi};
+use crate::agent_api::{self, AgentApi};
+use crate::ca::Ca;
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::dhcp_store::SledLeaseStore;
+use crate::events::{self, EventQueue};
+use crate::inventory::Inventory;
+use crate::power::{self, PowerDriver, WakeOnLan};
+use crate::store::Store;
+use crate::{boot_http, tls_server, wake};
+
+/// Runs the daemon until a termination signal.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("creating state_dir {}", cfg.state_dir.display()))?;
+    std::fs::set_permissions(&cfg.state_dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("restricting state_dir {}", cfg.state_dir.display()))?;
+    let store = Store::open(&cfg.state_dir.join("db"))?;
+    let inventory = Arc::new(Inventory::load(store.clone(), Arc::new(SystemClock))?);
+
+    let (ca, created) =
+        Ca::load_or_create(&cfg.state_dir.join("ca"), SystemTime::now(), rand::random())?;
+    if created {
+        tracing::info!(path = %ca.cert_path().display(), "created the Lease Manager CA");
+    }
+    let leaf = ca.issue_server(
+        std::slice::from_ref(&cfg.api_host),
+        SystemTime::now(),
+        rand::random(),
+    )?;
+    let tls = tls_server::server_config(leaf)?;
+
+    power::check_interface(&cfg.interface)?;
+    let power: Arc<dyn PowerDriver> = Arc::new(WakeOnLan::new(
+        cfg.interface.clone(),
+        cfg.wake.methods.clone(),
+    ));
+
+    let (queue, rx) = EventQueue::new();
+    tokio::spawn(events::run(inventory.clone(), rx));
+    let sink: Arc<dyn EventSink> = Arc::new(queue);
+    let directory: Arc<dyn BootDirectory> = inventory.clone();
+
+    // DHCP
+    let dhcp_cfg = DhcpConfig::from_section(&cfg.dhcp)?;
+    let dhcp = DhcpServer::bind(
+        dhcp_cfg,
+        Arc::new(SledLeaseStore::new(store.clone())),
+        directory.clone(),
+        sink.clone(),
+    )?;
+    let lookup = dhcp.lookup();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut dhcp_stop = stop_rx.clone();
+    let dhcp_task = tokio::spawn(dhcp.run(async move {
+        let _ = dhcp_stop.changed().await;
+    }));
+
+    // TFTP
+    let tftp = TftpService::bind(
+        cfg.tftp_listen,
+        &cfg.tftp_root,
+        TftpOptions::default(),
+        sink.clone(),
+        Arc::new(move |ip| lookup.mac_for(ip)),
+    )
+    .await?;
+    tokio::spawn(async move {
+        if let Err(e) = tftp.serve().await {
+            tracing::error!(error = %e, "TFTP server stopped");
+        }
+    });
+
+    // HTTP boot
+    let boot = BootHttp::new(
+        BootHttpConfig {
+            kernel: cfg.kernel.clone(),
+            initrd: cfg.initrd.clone(),
+            http_host: format!("{}:{}", cfg.address, cfg.http_listen.port()),
+            api_url: cfg.api_url.clone(),
+            cmdline_base: cfg.cmdline.clone(),
+        },
+        directory.clone(),
+        sink.clone(),
+    )?;
+    let (klen, ilen) = boot.check_artifacts()?;
+    tracing::info!(kernel = %cfg.kernel.display(), kernel_bytes = klen, initrd = %cfg.initrd.display(), initrd_bytes = ilen, "boot artifacts");
+    let http = TcpListener::bind(cfg.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP boot on {}", cfg.http_listen))?;
+    let http_router = boot_http::router(Arc::new(boot));
+    tokio::spawn(async move {
+        let svc = http_router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(http, svc).await {
+            tracing::error!(error = %e, "HTTP boot server stopped");
+        }
+    });
+
+    // Agent API (HTTPS)
+    let api = TcpListener::bind(cfg.api_listen)
+        .await
+        .with_context(|| format!("binding the API on {}", cfg.api_listen))?;
+    let agent_router = agent_api::router(AgentApi {
+        inventory: inventory.clone(),
+        heartbeat_secs: cfg.heartbeat_secs,
+    });
+    tokio::spawn(tls_server::serve(api, tls, agent_router));
+
+    // Admin socket (operators)
+    let sock_path = cfg.admin_socket();
+    let _ = std::fs::remove_file(&sock_path);
+    let admin = UnixListener::bind(&sock_path)
+        .with_context(|| format!("binding the admin socket {}", sock_path.display()))?;
+    std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))?;
+    let admin_router = admin_api::router(AdminApi {
+        inventory: inventory.clone(),
+        power: power.clone(),
+        wake: cfg.wake.clone(),
+        ids: Arc::new(rand::random::<u64>),
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin, admin_router).await {
+            tracing::error!(error = %e, "admin socket stopped");
+        }
+    });
+
+    wake::resume(&inventory, &power, &cfg.wake);
+
+    // The timeline is appended without a flush per event; make it durable every second.
+    let flusher = inventory.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let inv = flusher.clone();
+            let _ = tokio::task::spawn_blocking(move || inv.flush()).await;
+        }
+    });
+
+    tracing::info!(
+        api = %cfg.api_url, http = %cfg.http_listen, tftp = %cfg.tftp_listen,
+        admin = %sock_path.display(), interface = %cfg.interface,
+        "lease-manager ready"
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), dhcp_task).await;
+    inventory.flush()?;
+    let _ = std::fs::remove_file(&sock_path);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

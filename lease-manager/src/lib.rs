@@ -1,0 +1,26 @@
+//! The Lease Manager: the lender's control plane.
+//!
+//! - Pure cores: [`fsm`] (server boot states), [`power::wol_packet`], [`config`] validation,
+//!   [`console::render`].
+//! - Shells: [`store`] (sled, the only crate that touches it), [`inventory`] (in-memory view +
+//!   store; the PXE services' netboot gate), [`events`] (PXE/agent events -> timeline and
+//!   state), [`wake`] (Wake-on-LAN supervisor), [`agent_api`] (HTTPS, [`tls_server`]),
+//!   [`admin_api`] (operator socket), [`boot_http`] (plain HTTP for iPXE), [`daemon`] (wiring).
+
+pub mod admin_api;
+pub mod agent_api;
+pub mod boot_http;
+pub mod ca;
+pub mod clock;
+pub mod config;
+pub mod console;
+pub mod daemon;
+pub mod dhcp_store;
+pub mod events;
+pub mod fsm;
+pub mod http_util;
+pub mod inventory;
+pub mod power;
+pub mod store;
+pub mod tls_server;
+pub mod wake;
