@@ -6,5 +6,6 @@ pub const AGENT_HELLO: &str = "/v1/agent/hello";
 pub const AGENT_REPORT: &str = "/v1/agent/report";
 /// Operator console -> LM (local admin socket): the server inventory.
 pub const SERVERS: &str = "/v1/servers";
-/// Plain-HTTP boot artifacts served to iPXE: `/boot/{mac}.ipxe`, `/boot/vmlinuz`, `/boot/initrd`.
+/// Plain-HTTP boot artifacts served to iPXE, per host so every fetch is attributed:
+/// `/boot/{mac}.ipxe`, `/boot/{mac}/vmlinuz`, `/boot/{mac}/initrd` (MAC written `52-54-00-12-34-56`).
 pub const BOOT_PREFIX: &str = "/boot/";
