@@ -1,0 +1,152 @@
+//! `lab`: the QEMU lab by hand. `lab up --vms N` builds the data-centre namespace with N
+//! registered VMs (woken by magic packets) and waits for Ctrl-C; `lab wake` sends a magic
+//! packet from inside a namespace. Does IO; needs root.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use lab::wol_listener;
+use lab::{Firmware, Lab, LabSpec, MacAddr, Netns, VmSpec};
+
+#[derive(Debug, Parser)]
+#[command(about = "The provisioning appliance's QEMU lab (network namespaces, WoL, RA, QEMU)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Start the lab with N VMs registered, print what was made, wait for Ctrl-C, tear down.
+    Up {
+        /// Number of VMs (MACs 52:54:00:77:00:01 upwards).
+        #[arg(long, default_value_t = 1)]
+        vms: u8,
+        /// Boot the VMs with OVMF instead of SeaBIOS.
+        #[arg(long)]
+        uefi: bool,
+        /// Power the VMs on at once instead of waiting for magic packets.
+        #[arg(long)]
+        power_on: bool,
+        /// Log folder (default: target/lab-logs/<run>).
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+    },
+    /// Send a Wake-on-LAN magic packet out of an interface inside a namespace.
+    Wake {
+        /// Namespace to send from (the one `lab up` printed).
+        #[arg(long)]
+        netns: String,
+        /// Target MAC.
+        #[arg(long)]
+        mac: MacAddr,
+        /// Interface to send out of.
+        #[arg(long, default_value = "br0")]
+        iface: String,
+        /// How to send it.
+        #[arg(long, value_enum, default_value_t = Via::Both)]
+        via: Via,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Via {
+    Udp,
+    Ethertype,
+    Both,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Up {
+            vms,
+            uefi,
+            power_on,
+            log_dir,
+        } => up(vms, uefi, power_on, log_dir),
+        Cmd::Wake {
+            netns,
+            mac,
+            iface,
+            via,
+        } => {
+            let ns = Netns::existing(&netns)?;
+            if matches!(via, Via::Udp | Via::Both) {
+                wol_listener::send_udp(&ns, &iface, mac, 9)?;
+            }
+            if matches!(via, Via::Ethertype | Via::Both) {
+                wol_listener::send_ethertype(&ns, &iface, mac)?;
+            }
+            println!("magic packet for {mac} sent out of {iface} in {netns} ({via:?})");
+            Ok(())
+        }
+    }
+}
+
+fn up(vms: u8, uefi: bool, power_on: bool, log_dir: Option<PathBuf>) -> Result<()> {
+    // Block SIGINT/SIGTERM before any thread starts (threads inherit the mask; children get a
+    // clean one from std), then take them synchronously with sigwait so Drop tears down.
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask affects only
+    // this thread's mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let spec = LabSpec {
+        log_dir,
+        ..LabSpec::default()
+    };
+    let lab = Lab::start(spec.clone()).context("starting the lab")?;
+    let ns = lab.netns().name();
+    println!(
+        "lab up: netns {ns}, bridge {} {}/{} {}/{}",
+        spec.bridge, spec.ipv4.0, spec.ipv4.1, spec.ipv6.0, spec.ipv6.1
+    );
+    println!(
+        "  RA responder: {}, WoL listener on {}",
+        if spec.ra { "on" } else { "off" },
+        spec.bridge
+    );
+    println!("  logs: {}", lab.log_dir().display());
+    for i in 1..=vms {
+        let mut vm = VmSpec::new(
+            &format!("vm{i}"),
+            MacAddr([0x52, 0x54, 0x00, 0x77, 0x00, i]),
+        );
+        vm.firmware = if uefi { Firmware::Uefi } else { Firmware::Bios };
+        let h = lab.register_vm(vm)?;
+        let s = h.spec();
+        println!(
+            "  {}: mac {} tap {} uuid {} serial {} ({:?})",
+            s.name,
+            s.mac,
+            s.tap.as_deref().unwrap_or("-"),
+            s.smbios_uuid,
+            s.smbios_serial,
+            s.firmware
+        );
+        if power_on {
+            h.power_on()?;
+        }
+    }
+    println!("run inside:  ip netns exec {ns} <command>");
+    println!("wake a VM:   lab wake --netns {ns} --mac 52:54:00:77:00:01");
+    println!("Ctrl-C tears everything down.");
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is initialised above; `sig` is a live out-parameter.
+    unsafe { libc::sigwait(&set, &mut sig) };
+    println!("signal {sig}: tearing down");
+    drop(lab);
+    Ok(())
+}
