@@ -8,8 +8,10 @@
 //! [`VmSpec::qemu_args`], [`log_capture`] line cleaning) are separate from the IO parts.
 //! Everything that touches the network runs inside namespaces the lab creates; it needs root.
 
+pub mod demo;
 pub mod lab;
 pub mod lab_vm;
+pub mod lm;
 pub mod log_capture;
 pub mod netns;
 pub mod process;
@@ -22,6 +24,7 @@ pub mod wol_listener;
 
 pub use lab::{Lab, LabSpec};
 pub use lab_vm::{PowerOn, VmHandle, WakeEvent, WakeOutcome};
+pub use lm::{Artifacts, LabLm, LmOptions};
 pub use lm_api::MacAddr;
 pub use log_capture::{LogLine, Stream, WaitError};
 pub use netns::Netns;

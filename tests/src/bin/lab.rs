@@ -33,6 +33,18 @@ enum Cmd {
         #[arg(long)]
         log_dir: Option<PathBuf>,
     },
+    /// The demo: Lease Manager + one VM woken over Wake-on-LAN, PXE-booting the agent.
+    Demo {
+        /// Artifacts of scripts/lab-prepare.sh (default target/lab).
+        #[arg(long)]
+        artifacts: Option<PathBuf>,
+        /// Boot the VM with OVMF (UEFI PXE, iPXE chain-loaded over TFTP) instead of SeaBIOS.
+        #[arg(long)]
+        uefi: bool,
+        /// Give up waiting for the agent after this many seconds.
+        #[arg(long, default_value_t = 180)]
+        timeout: u64,
+    },
     /// Send a Wake-on-LAN magic packet out of an interface inside a namespace.
     Wake {
         /// Namespace to send from (the one `lab up` printed).
@@ -71,6 +83,24 @@ fn main() -> Result<()> {
             power_on,
             log_dir,
         } => up(vms, uefi, power_on, log_dir),
+        Cmd::Demo {
+            artifacts,
+            uefi,
+            timeout,
+        } => {
+            if let Some(a) = artifacts {
+                // SAFETY: single-threaded at this point (before any lab thread starts).
+                unsafe { std::env::set_var("LAB_ARTIFACTS", a) };
+            }
+            let art = lab::Artifacts::locate()?;
+            lab::demo::run(
+                &art,
+                &lab::demo::DemoOptions {
+                    uefi,
+                    timeout_secs: timeout,
+                },
+            )
+        }
         Cmd::Wake {
             netns,
             mac,
