@@ -1,0 +1,283 @@
+//! The bring-up loop: runs each phase, prints its markers, reports failures to the LM when it is
+//! reachable, and follows [`agent_core::Sequence`] until the agent is ready (then it sends
+//! heartbeats forever) or must power off (then it returns the reason).
+//!
+//! Does IO (through the phase modules). Per-phase waits are bounded by what is left of the
+//! `lm.poweroff` deadline.
+
+use std::time::Duration;
+
+use agent_core::cmdline::{DEFAULT_POWEROFF_SECS, MAX_CMDLINE};
+use agent_core::dhcp_client::Lease;
+use agent_core::{AgentArgs, LogLevel, Next, Outcome, Policy, Sequence};
+use anyhow::{Context, anyhow};
+use lm_api::{AgentPhase, HardwareFacts, HelloResponse};
+
+use crate::hello::{self, Failure};
+use crate::https::LmClient;
+use crate::net::{dhcp, link};
+use crate::pid1::Mode;
+use crate::{console, facts, modules, pid1, sys};
+
+/// How the binary was started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    /// Command line text to use instead of /proc/cmdline (`--cmdline`, not-init mode only).
+    pub cmdline: Option<String>,
+    /// The pinned CA (`--ca` in not-init mode; always [`crate::https::CA_PATH`] as PID 1).
+    pub ca_path: String,
+}
+
+/// Waits of the phases, before the deadline bounds them.
+const FIND_NIC: Duration = Duration::from_secs(30);
+const CARRIER: Duration = Duration::from_secs(15);
+const DHCP: Duration = Duration::from_secs(60);
+
+/// What the agent has learned so far.
+struct Agent<'a> {
+    opts: Options,
+    set_level: &'a dyn Fn(LogLevel),
+    args: Option<AgentArgs>,
+    iface: Option<link::Iface>,
+    lease: Option<Lease>,
+    facts: HardwareFacts,
+    lm: Option<LmClient>,
+}
+
+fn fail(outcome: Outcome, error: anyhow::Error) -> Failure {
+    Failure {
+        error,
+        outcome,
+        lm_answered: false,
+    }
+}
+
+fn bounded(d: Duration, remaining: Option<Duration>) -> Duration {
+    remaining.map_or(d, |r| d.min(r))
+}
+
+impl Agent<'_> {
+    fn args(&self) -> Result<&AgentArgs, Failure> {
+        self.args
+            .as_ref()
+            .ok_or_else(|| fail(Outcome::Fatal, anyhow!("no arguments: init did not run")))
+    }
+
+    fn init(&mut self, seq: &mut Sequence) -> Result<String, Failure> {
+        let mut detail = String::new();
+        if self.opts.mode == Mode::Init {
+            let (mounts, failed) = pid1::mount_filesystems();
+            for e in failed {
+                tracing::warn!("{e:#}");
+            }
+            detail = format!("{mounts} ");
+        }
+        let line = match &self.opts.cmdline {
+            Some(text) => text.clone().into_bytes(),
+            None => read_cmdline().map_err(|e| fail(Outcome::Fatal, e))?,
+        };
+        let args = AgentArgs::parse(&line).map_err(|e| fail(Outcome::Fatal, e.into()))?;
+        (self.set_level)(args.log_level);
+        if !args.ignored_lm_keys.is_empty() {
+            tracing::info!(
+                "ignoring lm.* keys this version does not know: {}",
+                args.ignored_lm_keys.join(" ")
+            );
+        }
+        seq.set_deadline(Duration::from_secs(u64::from(args.poweroff_after_secs)));
+        detail += &format!(
+            "boot={} mac={} lm={} poweroff_after={}s",
+            args.boot_id, args.boot_mac, args.lm_url, args.poweroff_after_secs
+        );
+        self.args = Some(args);
+        Ok(detail)
+    }
+
+    fn run_phase(&mut self, phase: AgentPhase, seq: &mut Sequence) -> Result<String, Failure> {
+        let remaining = seq.remaining(sys::now());
+        match phase {
+            AgentPhase::Init => self.init(seq),
+            AgentPhase::Modules if self.opts.mode == Mode::NotInit => Ok("skipped=not-init".into()),
+            AgentPhase::Modules => modules::load_all()
+                .map(|l| l.detail())
+                .map_err(|e| fail(Outcome::Fatal, e)),
+            AgentPhase::Link => {
+                let mac = self.args()?.boot_mac;
+                let (iface, detail) = link::bring_up(
+                    mac,
+                    bounded(FIND_NIC, remaining),
+                    bounded(CARRIER, remaining),
+                )
+                .map_err(|e| fail(Outcome::Transient, e))?;
+                self.iface = Some(iface);
+                Ok(detail)
+            }
+            AgentPhase::Dhcp => {
+                let iface = self
+                    .iface
+                    .clone()
+                    .ok_or_else(|| fail(Outcome::Fatal, anyhow!("no interface")))?;
+                let transient = |e| fail(Outcome::Transient, e);
+                let lease = dhcp::acquire(&iface, bounded(DHCP, remaining)).map_err(transient)?;
+                dhcp::configure(&iface, &lease).map_err(transient)?;
+                if self.opts.mode == Mode::Init
+                    && let Err(e) = dhcp::write_resolv_conf(&lease)
+                {
+                    tracing::warn!("{e:#}");
+                }
+                let detail = dhcp::describe(&iface, &lease);
+                self.lease = Some(lease);
+                Ok(detail)
+            }
+            AgentPhase::Facts => {
+                self.facts = facts::collect();
+                Ok(facts::describe(&self.facts))
+            }
+            AgentPhase::Hello => {
+                let args = self.args()?.clone();
+                let address = self
+                    .lease
+                    .as_ref()
+                    .map(|l| l.address)
+                    .ok_or_else(|| fail(Outcome::Fatal, anyhow!("no lease")))?;
+                if self.lm.is_none() {
+                    let client = LmClient::new(args.lm_url.clone(), &self.opts.ca_path)
+                        .map_err(|e| fail(Outcome::Fatal, e.into()))?;
+                    self.lm = Some(client);
+                }
+                let lm = self
+                    .lm
+                    .as_ref()
+                    .ok_or_else(|| fail(Outcome::Fatal, anyhow!("no LM client")))?;
+                let answer =
+                    hello::hello(lm, &args, address, &self.facts, hello::timeouts(remaining))?;
+                let detail = format!(
+                    "server={} heartbeat_secs={}",
+                    answer.server, answer.heartbeat_secs
+                );
+                self.ready(answer, address, detail)
+            }
+            AgentPhase::Ready => Err(fail(
+                Outcome::Fatal,
+                anyhow!("ready is entered from hello only"),
+            )),
+        }
+    }
+
+    /// Hello accepted: prints the hello and ready markers and sends heartbeats forever.
+    fn ready(&self, answer: HelloResponse, address: std::net::Ipv4Addr, detail: String) -> ! {
+        console::phase_ok(AgentPhase::Hello, &detail);
+        console::phase_start(AgentPhase::Ready);
+        console::phase_ok(
+            AgentPhase::Ready,
+            &format!("heartbeat_secs={}", answer.heartbeat_secs),
+        );
+        console::ready(&answer.server, address);
+        match (self.lm.as_ref(), self.args.as_ref()) {
+            (Some(lm), Some(args)) => hello::heartbeat_forever(lm, args, &answer),
+            _ => pid1::hang(),
+        }
+    }
+
+    /// Reports a failure (or the power-off) to the LM, if the agent has an address and a client.
+    fn report_failure(
+        &self,
+        phase: AgentPhase,
+        attempt: u32,
+        detail: &str,
+        remaining: Option<Duration>,
+    ) {
+        let (Some(lm), Some(args), Some(_)) =
+            (self.lm.as_ref(), self.args.as_ref(), self.lease.as_ref())
+        else {
+            return;
+        };
+        if let Err(f) = hello::report(
+            lm,
+            args,
+            phase,
+            false,
+            detail,
+            attempt,
+            hello::timeouts(remaining),
+        ) {
+            tracing::warn!("could not report the failure to the LM: {:#}", f.error);
+        }
+    }
+}
+
+fn read_cmdline() -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open("/proc/cmdline")
+        .context("opening /proc/cmdline (is /proc mounted?)")?;
+    let mut buf = Vec::new();
+    // One byte over the limit, so the parser can refuse an oversized line by its length.
+    f.take(MAX_CMDLINE as u64 + 1)
+        .read_to_end(&mut buf)
+        .context("reading /proc/cmdline")?;
+    Ok(buf)
+}
+
+/// Runs the bring-up. Returns only to power off, with the reason (already printed as
+/// `AGENT-POWEROFF` and reported to the LM when possible).
+pub fn run(opts: Options, set_level: &dyn Fn(LogLevel)) -> String {
+    let mut agent = Agent {
+        opts,
+        set_level,
+        args: None,
+        iface: None,
+        lease: None,
+        facts: HardwareFacts::default(),
+        lm: None,
+    };
+    let mut seq = Sequence::new(
+        Policy::with_deadline_secs(DEFAULT_POWEROFF_SECS),
+        sys::now(),
+    );
+    let mut next = seq.first();
+    let mut last_error = String::new();
+    loop {
+        let phase = match next {
+            Next::Run(p) => p,
+            Next::RetryAfter(p, d) => {
+                tracing::info!("retrying {} in {} ms", p.as_str(), d.as_millis());
+                sys::sleep(d);
+                p
+            }
+            Next::PowerOff(reason) => {
+                let reason = if last_error.is_empty() {
+                    reason.to_string()
+                } else {
+                    format!("{reason}: {last_error}")
+                };
+                console::poweroff(&reason);
+                let grace = Some(Duration::from_secs(5));
+                agent.report_failure(
+                    seq.phase(),
+                    seq.attempt(),
+                    &format!("AGENT-POWEROFF {reason}"),
+                    grace,
+                );
+                return reason;
+            }
+        };
+        console::phase_start(phase);
+        let outcome = match agent.run_phase(phase, &mut seq) {
+            Ok(detail) => {
+                console::phase_ok(phase, &detail);
+                Outcome::Ok
+            }
+            Err(f) => {
+                let chain = console::one_line(&format!("{:#}", f.error));
+                console::phase_fail(phase, seq.attempt(), &chain);
+                if f.lm_answered {
+                    agent.report_failure(phase, seq.attempt(), &chain, seq.remaining(sys::now()));
+                }
+                last_error = chain;
+                f.outcome
+            }
+        };
+        next = seq.on_outcome(outcome, sys::now(), sys::random_u64());
+    }
+}

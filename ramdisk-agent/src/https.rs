@@ -1,0 +1,237 @@
+//! A tiny HTTPS client: one request, one response, over rustls with the LM CA pinned.
+//!
+//! Does IO (reads the CA file, TCP, TLS). The only trust anchor is the certificate(s) in
+//! [`CA_PATH`] inside the initramfs; nothing from the network or the system store is trusted.
+//! The request and response bytes are built and parsed by [`agent_core::http`].
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_core::http::{self, HttpError, MAX_BODY, MAX_HEAD, Response};
+use agent_core::{LmHost, LmUrl};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use crate::sys;
+
+/// The pinned LM CA inside the initramfs.
+pub const CA_PATH: &str = "/etc/lease-manager/ca.pem";
+
+/// Timeouts of one exchange.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Per read/write, and for the whole exchange after connecting.
+    pub io: Duration,
+}
+
+/// Why the TLS client could not be set up (never retried: the file is in the initramfs).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "the pinned LM CA {path} is missing from the initramfs; rebuild it with the LM's CA certificate"
+    )]
+    Missing { path: String },
+    #[error("the pinned LM CA {path} cannot be read as PEM certificates: {detail}")]
+    BadPem { path: String, detail: String },
+    #[error("the pinned LM CA {path} holds no usable certificate: {detail}")]
+    NoRoots { path: String, detail: String },
+    #[error("building the TLS client configuration failed")]
+    Config(#[from] rustls::Error),
+}
+
+/// Why one exchange failed (all worth retrying, except what the caller decides from the status).
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("resolving {host}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("connecting to {addr}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS/IO with {addr}")]
+    Io {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the answer from {addr} is not acceptable HTTP")]
+    Http { addr: SocketAddr, source: HttpError },
+    #[error("no complete answer from {addr} within {secs} s")]
+    Timeout { addr: SocketAddr, secs: u64 },
+}
+
+/// The LM endpoint with its pinned TLS configuration.
+#[derive(Debug, Clone)]
+pub struct LmClient {
+    config: Arc<ClientConfig>,
+    url: LmUrl,
+}
+
+/// Loads the pinned CA from `path` (see [`CA_PATH`]).
+pub fn load_roots(path: &str) -> Result<RootCertStore, SetupError> {
+    let iter = CertificateDer::pem_file_iter(path).map_err(|e| match e {
+        rustls::pki_types::pem::Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            SetupError::Missing { path: path.into() }
+        }
+        other => SetupError::BadPem {
+            path: path.into(),
+            detail: other.to_string(),
+        },
+    })?;
+    let certs = iter
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| SetupError::BadPem {
+            path: path.into(),
+            detail: e.to_string(),
+        })?;
+    let mut roots = RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(SetupError::NoRoots {
+            path: path.into(),
+            detail: format!("{ignored} certificate(s) could not be parsed, none found otherwise"),
+        });
+    }
+    Ok(roots)
+}
+
+impl LmClient {
+    /// A client for `url` trusting only the certificates in `ca_path`.
+    pub fn new(url: LmUrl, ca_path: &str) -> Result<Self, SetupError> {
+        let roots = load_roots(ca_path)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            config: Arc::new(config),
+            url,
+        })
+    }
+
+    /// The LM's URL.
+    pub fn url(&self) -> &LmUrl {
+        &self.url
+    }
+
+    fn server_name(&self) -> Result<ServerName<'static>, ExchangeError> {
+        match self.url.host() {
+            LmHost::Ip(ip) => Ok(ServerName::IpAddress((*ip).into())),
+            LmHost::Name(n) => {
+                ServerName::try_from(n.clone()).map_err(|e| ExchangeError::Resolve {
+                    host: n.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+                })
+            }
+        }
+    }
+
+    fn resolve(&self) -> Result<SocketAddr, ExchangeError> {
+        let host = self.url.host_str();
+        let resolve_err = |source| ExchangeError::Resolve {
+            host: host.clone(),
+            source,
+        };
+        let mut addrs = (host.as_str(), self.url.port())
+            .to_socket_addrs()
+            .map_err(resolve_err)?;
+        addrs.find(SocketAddr::is_ipv4).ok_or_else(|| {
+            resolve_err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no IPv4 address",
+            ))
+        })
+    }
+
+    /// Sends `request` (complete HTTP bytes) and reads one response.
+    pub fn exchange(&self, request: &[u8], t: Timeouts) -> Result<Response, ExchangeError> {
+        let name = self.server_name()?;
+        let addr = self.resolve()?;
+        let io_err = |source| ExchangeError::Io { addr, source };
+        let tcp = TcpStream::connect_timeout(&addr, t.connect)
+            .map_err(|source| ExchangeError::Connect { addr, source })?;
+        tcp.set_read_timeout(Some(t.io)).map_err(io_err)?;
+        tcp.set_write_timeout(Some(t.io)).map_err(io_err)?;
+        tcp.set_nodelay(true).map_err(io_err)?;
+        let conn = ClientConnection::new(self.config.clone(), name)
+            .map_err(|e| io_err(std::io::Error::other(e)))?;
+        let mut tls = StreamOwned::new(conn, tcp);
+        tls.write_all(request).map_err(io_err)?;
+        tls.flush().map_err(io_err)?;
+
+        let until = sys::now() + t.io;
+        let mut buf = Vec::with_capacity(4096);
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            let eof = match tls.read(&mut chunk) {
+                Ok(0) => true,
+                Ok(n) => {
+                    buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    false
+                }
+                // A peer that closes without close_notify after a complete response is common.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => true,
+                Err(e) => return Err(io_err(e)),
+            };
+            if buf.len() > MAX_HEAD + MAX_BODY {
+                let source = HttpError::BodyTooLarge { len: buf.len() };
+                return Err(ExchangeError::Http { addr, source });
+            }
+            match http::parse_response(&buf, eof) {
+                Ok(Some(resp)) => return Ok(resp),
+                Ok(None) if sys::now() < until => {}
+                Ok(None) => {
+                    return Err(ExchangeError::Timeout {
+                        addr,
+                        secs: t.io.as_secs(),
+                    });
+                }
+                Err(source) => return Err(ExchangeError::Http { addr, source }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_ca_is_named_with_what_to_do() {
+        let err = load_roots("/nonexistent/ca.pem").unwrap_err();
+        assert!(matches!(err, SetupError::Missing { .. }));
+        assert!(
+            err.to_string().contains("/nonexistent/ca.pem is missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_without_certificates_is_refused() {
+        let dir = std::env::temp_dir().join(format!("agent-https-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let err = load_roots(path.to_str().unwrap()).unwrap_err();
+        assert!(matches!(err, SetupError::NoRoots { .. }), "{err}");
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let err = load_roots(path.to_str().unwrap()).unwrap_err();
+        assert!(
+            matches!(err, SetupError::NoRoots { .. } | SetupError::BadPem { .. }),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
