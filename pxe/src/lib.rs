@@ -10,10 +10,12 @@
 //!
 //! The engines and parsers do no IO; the `*_server` modules own sockets.
 
+pub mod dhcp;
 pub mod gate;
 pub mod http_boot;
 pub mod tftp;
 
+pub use dhcp::{DhcpConfig, DhcpSection, DhcpServer, LeaseLookup, LeaseStore};
 pub use gate::{BootDirectory, EventSink, Gate, HostBoot, NullSink, RecordingSink, StaticDirectory};
 pub use http_boot::{BootBody, BootHttp, BootHttpConfig, BootReply};
 pub use tftp::{TftpOptions, TftpService};
