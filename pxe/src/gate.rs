@@ -63,7 +63,11 @@ impl BootDirectory for StaticDirectory {
     fn lookup(&self, mac: MacAddr) -> Gate {
         match self.hosts.get(&mac) {
             Some(g) => g.clone(),
-            None => self.default.clone().map(Gate::Open).unwrap_or(Gate::Unknown),
+            None => self
+                .default
+                .clone()
+                .map(Gate::Open)
+                .unwrap_or(Gate::Unknown),
         }
     }
 }
@@ -77,13 +81,19 @@ pub struct RecordingSink {
 impl RecordingSink {
     /// All events so far.
     pub fn events(&self) -> Vec<BootEvent> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 impl EventSink for RecordingSink {
     fn record(&self, event: BootEvent) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(event);
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
     }
 }
 

@@ -16,6 +16,8 @@ pub mod http_boot;
 pub mod tftp;
 
 pub use dhcp::{DhcpConfig, DhcpSection, DhcpServer, LeaseLookup, LeaseStore};
-pub use gate::{BootDirectory, EventSink, Gate, HostBoot, NullSink, RecordingSink, StaticDirectory};
+pub use gate::{
+    BootDirectory, EventSink, Gate, HostBoot, NullSink, RecordingSink, StaticDirectory,
+};
 pub use http_boot::{BootBody, BootHttp, BootHttpConfig, BootReply};
 pub use tftp::{TftpOptions, TftpService};

@@ -29,7 +29,7 @@ pub use lm_api::MacAddr;
 pub use log_capture::{LogLine, Stream, WaitError};
 pub use netns::Netns;
 pub use process::Process;
-pub use qemu::{BootFrom, Firmware, Vm, VmSpec};
+pub use qemu::{BootFrom, Firmware, NicRom, Vm, VmSpec};
 pub use ra_responder::{RaConfig, RaResponder, SolicitedAdvert, solicit_router};
 pub use wol::WakeVia;
 pub use wol_listener::WolListener;

@@ -49,6 +49,16 @@ pub enum BootFrom {
 }
 
 /// A lease server as QEMU will run it.
+/// The NIC's option ROM: QEMU's iPXE (like a NIC flashed with iPXE), or none, so the
+/// firmware's own PXE client boots (OVMF has one; like most UEFI servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NicRom {
+    /// QEMU's iPXE ROM: the first DHCP request already comes from iPXE.
+    Ipxe,
+    /// No ROM: OVMF's VirtioNet + PXE (arch 7) boots, and must chain-load iPXE over TFTP.
+    FirmwareOnly,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
     /// Name used for logs and files: letters, digits, `.`, `_`, `-`.
@@ -69,6 +79,8 @@ pub struct VmSpec {
     pub tap: Option<String>,
     /// Extra disks (virtio), format from the extension: `.qcow2` is qcow2, anything else raw.
     pub disks: Vec<PathBuf>,
+    /// Which network boot code the NIC brings.
+    pub nic_rom: NicRom,
     /// More QEMU arguments, appended last (for example a swtpm chardev/tpmdev/device).
     pub extra_args: Vec<String>,
     /// Where console logs and the UEFI variable store go (the lab fills in its log folder).
@@ -88,6 +100,7 @@ impl VmSpec {
             memory_mb: 1024,
             tap: None,
             disks: Vec::new(),
+            nic_rom: NicRom::Ipxe,
             extra_args: Vec::new(),
             log_dir: None,
         }
@@ -128,6 +141,12 @@ impl VmSpec {
         if self.name.is_empty() || self.name.starts_with('.') || !self.name.chars().all(ok) {
             bail!(
                 "VM name {:?}: use letters, digits, '.', '_', '-'",
+                self.name
+            );
+        }
+        if self.nic_rom == NicRom::FirmwareOnly && self.firmware == Firmware::Bios {
+            bail!(
+                "VM {}: SeaBIOS has no network stack of its own; use NicRom::Ipxe or UEFI",
                 self.name
             );
         }
@@ -186,6 +205,9 @@ impl VmSpec {
                 let mut dev = format!("virtio-net-pci,netdev=n0,mac={}", self.mac);
                 if self.boot == BootFrom::Network {
                     dev.push_str(",bootindex=1");
+                }
+                if self.nic_rom == NicRom::FirmwareOnly {
+                    dev.push_str(",romfile=");
                 }
                 push(&["-netdev", &netdev, "-device", &dev]);
             }

@@ -1,25 +1,26 @@
 //! End-to-end: the Lease Manager wakes a QEMU VM over Wake-on-LAN, the VM PXE-boots our
 //! initramfs from our own DHCP/TFTP/HTTP, the agent reports its facts over HTTPS, and the
-//! console shows them with the boot timeline. BIOS (iPXE ROM straight to the HTTP script) and
-//! UEFI (OVMF's PXE -> snponly.efi over TFTP -> iPXE -> HTTP). Needs root, QEMU and
+//! console shows them with the boot timeline. BIOS with an iPXE NIC ROM (straight to the HTTP
+//! script) and UEFI with the firmware's own PXE (OVMF -> snponly.efi over TFTP -> iPXE -> HTTP). Needs root, QEMU and
 //! `scripts/lab-prepare.sh`; enabled with `--features lab/e2e`.
 #![cfg(feature = "e2e")]
 
 use std::time::Duration;
 
-use lab::{Artifacts, Firmware, Lab, LabLm, LabSpec, LmOptions, MacAddr, VmSpec};
+use lab::{Artifacts, Firmware, Lab, LabLm, LabSpec, LmOptions, MacAddr, NicRom, VmSpec};
 use lm_api::{EventKind, ServerView};
 
 fn has(v: &ServerView, f: impl Fn(&EventKind) -> bool) -> bool {
     v.timeline.iter().any(|e| f(&e.kind))
 }
 
-fn boot_and_check(firmware: Firmware, last: u8) {
+fn boot_and_check(firmware: Firmware, nic_rom: NicRom, last: u8) {
     let art = Artifacts::locate().expect("artifacts");
     let lab = Lab::start(LabSpec::default()).expect("lab");
     let mac = MacAddr([0x52, 0x54, 0x00, 0x77, 0x01, last]);
     let mut spec = VmSpec::new("vm1", mac);
     spec.firmware = firmware;
+    spec.nic_rom = nic_rom;
     spec.smbios_serial = format!("LAB-SERIAL-{last}");
     let vm = lab.register_vm(spec).expect("register vm");
     let lm = LabLm::start(&lab, &art, &LmOptions::default()).expect("lease manager");
@@ -84,7 +85,7 @@ fn boot_and_check(firmware: Firmware, last: u8) {
             "no HTTP fetch of {suffix}: {v:#?}"
         );
     }
-    if firmware == Firmware::Uefi {
+    if nic_rom == NicRom::FirmwareOnly {
         assert!(
             has(
                 &v,
@@ -114,12 +115,15 @@ fn boot_and_check(firmware: Firmware, last: u8) {
     assert_eq!(vm.boots(), 1);
 }
 
+/// SeaBIOS with QEMU's iPXE NIC ROM: iPXE asks for its script over HTTP at once.
 #[test]
 fn bios_vm_pxe_boots_the_agent_and_reports_facts() {
-    boot_and_check(Firmware::Bios, 1);
+    boot_and_check(Firmware::Bios, NicRom::Ipxe, 1);
 }
 
+/// OVMF with no NIC ROM: the firmware's own PXE client (arch 7) gets snponly.efi over TFTP,
+/// which then asks for the HTTP script as iPXE, like a UEFI server with a stock NIC.
 #[test]
 fn uefi_vm_pxe_boots_through_tftp_chainload() {
-    boot_and_check(Firmware::Uefi, 2);
+    boot_and_check(Firmware::Uefi, NicRom::FirmwareOnly, 2);
 }

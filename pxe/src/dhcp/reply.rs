@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use dhcproto::{Decodable, Decoder, v4};
 use lm_api::MacAddr;
 
-use super::classify::{self, Classification, PXE_VENDOR_CLASS};
+use super::classify::{self, Classification, ClientClass, PXE_VENDOR_CLASS};
 use super::decision::{Reply, ReplyKind};
 use super::validate::{DhcpConfig, Subnet};
 
@@ -128,7 +128,11 @@ pub fn grant(cfg: &DhcpConfig, req: &v4::Message, g: Grant<'_>) -> Reply {
     if let Some(d) = &g.subnet.domain_name {
         o.insert(v4::DhcpOption::DomainName(d.clone()));
     }
-    if g.class.pxe {
+    // Option 60 "PXEClient" goes to iPXE only: without it iPXE waits for ProxyDHCP offers
+    // (seconds per boot). Firmware PXE clients get a plain DHCP offer with siaddr + file, which
+    // the PXE spec boots directly; with option 60 but no option 43 boot servers they take the
+    // offer for a BINL one and ask port 4011 first (EDK2/OVMF fails there with PXE-E16).
+    if g.class.pxe && g.class.class == ClientClass::Ipxe {
         o.insert(v4::DhcpOption::ClassIdentifier(PXE_VENDOR_CLASS.to_vec()));
     }
     let file = classify::boot_file(g.class, &cfg.boot, g.mac).filter(|f| f.len() < FILE_FIELD);
@@ -246,10 +250,8 @@ mod tests {
             )
         );
         assert_eq!(m.fname(), Some(&b"undionly.kpxe"[..]));
-        assert_eq!(
-            m.opts().get(v4::OptionCode::ClassIdentifier),
-            Some(&v4::DhcpOption::ClassIdentifier(b"PXEClient".to_vec()))
-        );
+        // A firmware PXE client gets a plain offer: option 60 would make it look for BINL.
+        assert!(!m.opts().contains(v4::OptionCode::ClassIdentifier));
         assert_eq!(
             m.opts().get(v4::OptionCode::BootfileName),
             Some(&v4::DhcpOption::BootfileName(b"undionly.kpxe".to_vec()))
@@ -273,6 +275,29 @@ mod tests {
         assert_eq!(
             m.opts().get(v4::OptionCode::SubnetMask),
             Some(&v4::DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)))
+        );
+    }
+
+    #[test]
+    fn ipxe_gets_pxeclient_echoed_and_its_script_url() {
+        let mut req = discover(1);
+        req.opts_mut().insert(v4::DhcpOption::ClassIdentifier(
+            b"PXEClient:Arch:00000:UNDI:002001".to_vec(),
+        ));
+        req.opts_mut()
+            .insert(v4::DhcpOption::ClientSystemArchitecture(0.into()));
+        req.opts_mut()
+            .insert(v4::DhcpOption::UserClass(b"iPXE".to_vec()));
+        let r = grant_for(&req, ReplyKind::Offer);
+        let m = &r.message;
+        assert_eq!(
+            m.opts().get(v4::OptionCode::ClassIdentifier),
+            Some(&v4::DhcpOption::ClassIdentifier(b"PXEClient".to_vec()))
+        );
+        let file = String::from_utf8_lossy(m.fname().unwrap_or_default()).into_owned();
+        assert!(
+            file.starts_with("http://") && file.ends_with(".ipxe"),
+            "{file}"
         );
     }
 
