@@ -53,7 +53,7 @@ fn unexpected_macs_get_no_offer() {
     let joined = text.join("\n");
     assert!(
         text.iter()
-            .any(|l| l.contains(&stranger.to_string()) && l.contains("not in the inventory")),
+            .any(|l| l.contains(&stranger.to_string()) && l.contains("not in the Lease Manager's inventory")),
         "no log line says why the stranger was ignored:\n{joined}"
     );
     assert!(
