@@ -52,8 +52,8 @@ fn unexpected_macs_get_no_offer() {
     let text: Vec<String> = log.lines_from(0).into_iter().map(|l| l.text).collect();
     let joined = text.join("\n");
     assert!(
-        text.iter()
-            .any(|l| l.contains(&stranger.to_string()) && l.contains("not in the Lease Manager's inventory")),
+        text.iter().any(|l| l.contains(&stranger.to_string())
+            && l.contains("not in the Lease Manager's inventory")),
         "no log line says why the stranger was ignored:\n{joined}"
     );
     assert!(
