@@ -35,12 +35,11 @@ impl EventSink for EventQueue {
 /// Applies one event: state first (so the timeline entry carries the right boot id), then
 /// the timeline.
 pub fn apply(inv: &Inventory, ev: BootEvent) {
-    if let EventKind::Dhcp { message, .. } = &ev.kind {
-        if matches!(message.as_str(), "DISCOVER" | "REQUEST") {
-            if let Err(e) = inv.apply(ev.mac, &Input::DhcpSeen) {
-                tracing::warn!(mac = %ev.mac, error = %e, "dhcp event not applied");
-            }
-        }
+    if let EventKind::Dhcp { message, .. } = &ev.kind
+        && matches!(message.as_str(), "DISCOVER" | "REQUEST")
+        && let Err(e) = inv.apply(ev.mac, &Input::DhcpSeen)
+    {
+        tracing::warn!(mac = %ev.mac, error = %e, "dhcp event not applied");
     }
     inv.record(ev.mac, ev.kind);
 }

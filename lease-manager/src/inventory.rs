@@ -134,13 +134,13 @@ impl Inventory {
                 reason: format!("{} is not a unicast NIC address", req.mac),
             });
         }
-        if let Some(ip) = req.reserved_ip {
-            if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
-                return Err(InventoryError::Invalid {
-                    field: "reserved_ip",
-                    reason: format!("{ip} cannot be leased to a server"),
-                });
-            }
+        if let Some(ip) = req.reserved_ip
+            && (ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback())
+        {
+            return Err(InventoryError::Invalid {
+                field: "reserved_ip",
+                reason: format!("{ip} cannot be leased to a server"),
+            });
         }
         let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         {
@@ -159,14 +159,14 @@ impl Inventory {
                     existing: r.name.clone(),
                 });
             }
-            if let Some(ip) = req.reserved_ip {
-                if let Some(r) = maps.by_mac.values().find(|r| r.reserved_ip == Some(ip)) {
-                    return Err(InventoryError::Duplicate {
-                        what: "reserved address",
-                        value: ip.to_string(),
-                        existing: r.name.clone(),
-                    });
-                }
+            if let Some(ip) = req.reserved_ip
+                && let Some(r) = maps.by_mac.values().find(|r| r.reserved_ip == Some(ip))
+            {
+                return Err(InventoryError::Duplicate {
+                    what: "reserved address",
+                    value: ip.to_string(),
+                    existing: r.name.clone(),
+                });
             }
         }
         let rec = ServerRecord {

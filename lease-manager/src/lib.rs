@@ -9,6 +9,7 @@
 
 pub mod admin_api;
 pub mod agent_api;
+pub mod bench_pxe;
 pub mod boot_http;
 pub mod ca;
 pub mod clock;

@@ -39,6 +39,9 @@ enum Cmd {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Benchmarks only: the DHCP and TFTP servers with the netboot gate open for every MAC.
+    #[command(hide = true)]
+    BenchPxe(lease_manager::bench_pxe::BenchPxe),
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(match cli.cmd {
-            Cmd::Serve => "info",
+            Cmd::Serve | Cmd::BenchPxe(_) => "info",
             _ => "warn",
         })
     });
@@ -99,6 +102,12 @@ fn main() -> anyhow::Result<()> {
                 }
                 CaCmd::Show { .. } => print!("{}", ca.cert_pem()),
             }
+        }
+        Cmd::BenchPxe(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(lease_manager::bench_pxe::run(a))?;
         }
         Cmd::Serve => {
             let cfg = load()?;

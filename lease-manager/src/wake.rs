@@ -158,32 +158,26 @@ pub async fn supervise(
         }
         let deadline = tokio::time::Instant::now() + policy.wait_after(attempt);
         loop {
-            match tokio::time::timeout_at(deadline, changes.recv()).await {
+            let state = match tokio::time::timeout_at(deadline, changes.recv()).await {
                 Err(_) => break, // this attempt timed out
-                Ok(Ok(c)) if c.mac == mac => match c.state {
-                    ServerState::Waking { .. } => continue,
-                    ServerState::Booting { boot_id: b } if b == boot_id => {
-                        let after_ms = inv.now_ms().saturating_sub(started);
-                        tracing::info!(mac = %mac, after_ms, "wake confirmed by DHCPDISCOVER");
-                        inv.record(mac, EventKind::WakeConfirmed { after_ms });
-                        return;
-                    }
-                    _ => return, // reset or superseded
+                Ok(Ok(c)) if c.mac == mac => c.state,
+                Ok(Ok(_)) => continue,
+                // Missed changes: read the stored state instead.
+                Ok(Err(RecvError::Lagged(_))) => match inv.get(mac) {
+                    Some(r) => r.state,
+                    None => return,
                 },
-                Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => {
-                    // Lagged: re-check the stored state directly.
-                    if let Some(r) = inv.get(mac) {
-                        if !matches!(r.state, ServerState::Waking { .. }) {
-                            if matches!(r.state, ServerState::Booting { boot_id: b } if b == boot_id)
-                            {
-                                let after_ms = inv.now_ms().saturating_sub(started);
-                                inv.record(mac, EventKind::WakeConfirmed { after_ms });
-                            }
-                            return;
-                        }
-                    }
-                }
                 Ok(Err(RecvError::Closed)) => return,
+            };
+            match state {
+                ServerState::Waking { .. } => continue,
+                ServerState::Booting { boot_id: b } if b == boot_id => {
+                    let after_ms = inv.now_ms().saturating_sub(started);
+                    tracing::info!(mac = %mac, after_ms, "wake confirmed by DHCPDISCOVER");
+                    inv.record(mac, EventKind::WakeConfirmed { after_ms });
+                    return;
+                }
+                _ => return, // reset or superseded
             }
         }
     }
