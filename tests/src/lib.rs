@@ -8,6 +8,7 @@
 //! [`VmSpec::qemu_args`], [`log_capture`] line cleaning) are separate from the IO parts.
 //! Everything that touches the network runs inside namespaces the lab creates; it needs root.
 
+pub mod bench;
 pub mod demo;
 pub mod lab;
 pub mod lab_vm;

@@ -45,6 +45,19 @@ enum Cmd {
         #[arg(long, default_value_t = 180)]
         timeout: u64,
     },
+    /// Benchmarks against reference servers (scripts/bench.sh installs them): DHCP vs
+    /// kea-dhcp4 and dnsmasq with perfdhcp, TFTP vs tftpd-hpa and atftpd.
+    Bench {
+        /// What to run.
+        #[arg(value_enum, default_value_t = BenchWhat::All)]
+        what: BenchWhat,
+        /// The lease-manager binary (default target/release/lease-manager).
+        #[arg(long)]
+        lease_manager: Option<PathBuf>,
+        /// Seconds per perfdhcp step.
+        #[arg(long, default_value_t = 5)]
+        secs: u32,
+    },
     /// Send a Wake-on-LAN magic packet out of an interface inside a namespace.
     Wake {
         /// Namespace to send from (the one `lab up` printed).
@@ -60,6 +73,13 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Via::Both)]
         via: Via,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BenchWhat {
+    All,
+    Dhcp,
+    Tftp,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -83,6 +103,11 @@ fn main() -> Result<()> {
             power_on,
             log_dir,
         } => up(vms, uefi, power_on, log_dir),
+        Cmd::Bench {
+            what,
+            lease_manager,
+            secs,
+        } => bench(what, lease_manager, secs),
         Cmd::Demo {
             artifacts,
             uefi,
@@ -178,5 +203,32 @@ fn up(vms: u8, uefi: bool, power_on: bool, log_dir: Option<PathBuf>) -> Result<(
     unsafe { libc::sigwait(&set, &mut sig) };
     println!("signal {sig}: tearing down");
     drop(lab);
+    Ok(())
+}
+
+fn bench(what: BenchWhat, lm: Option<PathBuf>, secs: u32) -> Result<()> {
+    use lab::bench::{dhcp, report, tftp};
+    let lm = lm.unwrap_or_else(|| PathBuf::from("target/release/lease-manager"));
+    anyhow::ensure!(
+        lm.exists(),
+        "{} not found: build it with cargo build --release -p lease-manager",
+        lm.display()
+    );
+    let mut out = String::new();
+    if matches!(what, BenchWhat::All | BenchWhat::Dhcp) {
+        let steps = [
+            100, 250, 500, 1000, 2000, 4000, 6000, 8000, 9000, 10000, 12000,
+        ];
+        let mut results = Vec::new();
+        for s in [dhcp::Server::Ours, dhcp::Server::Kea, dhcp::Server::Dnsmasq] {
+            results.push(dhcp::bench(s, &lm, &steps, secs)?);
+        }
+        out.push_str(&report::dhcp(&results));
+        out.push('\n');
+    }
+    if matches!(what, BenchWhat::All | BenchWhat::Tftp) {
+        out.push_str(&report::tftp(&tftp::bench(&lm)?));
+    }
+    println!("{out}");
     Ok(())
 }

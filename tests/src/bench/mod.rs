@@ -1,0 +1,61 @@
+//! Benchmarks of the Lease Manager's network-boot services against reference servers, each pair
+//! measured in the same run on a namespace pair joined by a veth (server 10.88.0.1/16, client
+//! 10.88.0.2/16). `lab bench` runs them; `scripts/bench.sh` installs the reference tools.
+//! Results go to `docs/benchmarks.md` by hand, with the command.
+
+pub mod dhcp;
+pub mod dhcp_latency;
+pub mod perfdhcp;
+pub mod report;
+pub mod tftp;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::netns::{self, Netns};
+
+/// The server/client namespace pair of one measurement; deleted on drop.
+#[derive(Debug)]
+pub struct Pair {
+    pub server: Netns,
+    pub client: Netns,
+}
+
+/// Server side address, client side address.
+pub const SERVER_ADDR: &str = "10.88.0.1";
+pub const CLIENT_ADDR: &str = "10.88.0.2";
+
+impl Pair {
+    pub fn new() -> Result<Self> {
+        let server = Netns::create("bs")?;
+        let client = Netns::create("bc")?;
+        netns::veth(&server, "bs0", &client, "bc0")?;
+        server.add_addr("bs0", SERVER_ADDR.parse()?, 16)?;
+        client.add_addr("bc0", CLIENT_ADDR.parse()?, 16)?;
+        server.link_up("bs0")?;
+        client.link_up("bc0")?;
+        Ok(Self { server, client })
+    }
+}
+
+/// A scratch folder under `target/bench/<name>`, emptied first.
+pub fn scratch(name: &str) -> Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("target/bench");
+    let d = root.join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+/// `ours / reference` as text.
+pub fn ratio(ours: f64, reference: f64) -> String {
+    if reference > 0.0 {
+        format!("{:.2}x", ours / reference)
+    } else {
+        "-".into()
+    }
+}
