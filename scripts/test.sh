@@ -17,6 +17,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 scripts/lab-prepare.sh
 
 say "cargo test: unit, property, namespace and QEMU end-to-end tests"
-LAB_ARTIFACTS="$PWD/target/lab" cargo test --workspace --features lab/e2e -- --test-threads=2
-
-say "all tests passed in $(( $(date +%s) - start )) s"
+log=target/test-output.log
+set +e
+LAB_ARTIFACTS="$PWD/target/lab" cargo test --workspace --features lab/e2e -- --test-threads=2 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
+say "cargo test finished in $(( $(date +%s) - start )) s"
+echo "$passed passed, $failed failed"
+exit "$rc"

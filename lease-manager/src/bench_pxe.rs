@@ -83,11 +83,7 @@ pub async fn run(a: BenchPxe) -> anyhow::Result<()> {
         )
         .await
         .context("binding TFTP")?;
-        tokio::spawn(async move {
-            if let Err(e) = tftp.serve().await {
-                tracing::error!(error = %e, "TFTP stopped");
-            }
-        });
+        tftp.serve_on_thread().context("starting the TFTP thread")?;
     }
     tracing::info!("bench-pxe ready (the gate is open for every MAC: benchmarks only)");
     dhcp.run(std::future::pending()).await?;

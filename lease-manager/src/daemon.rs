@@ -82,8 +82,9 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         Arc::new(move |ip| lookup.mac_for(ip)),
     )
     .await?;
-    tokio::spawn(async move {
-        if let Err(e) = tftp.serve().await {
+    let tftp_thread = tftp.serve_on_thread().context("starting the TFTP thread")?;
+    std::thread::spawn(move || {
+        if let Ok(Err(e)) = tftp_thread.join() {
             tracing::error!(error = %e, "TFTP server stopped");
         }
     });

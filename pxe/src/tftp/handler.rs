@@ -27,6 +27,42 @@ pub type ClientMac = Arc<dyn Fn(Ipv4Addr) -> Option<MacAddr> + Send + Sync>;
 
 /// Read-ahead buffer between the blocking file reader and the transfer (per transfer).
 const READ_AHEAD: usize = 256 * 1024;
+/// Files up to this size are read into memory at open: boot loaders and kernels are small, and
+/// a lock-step transfer then costs no thread hand-off per block. Larger files are streamed.
+const IN_MEMORY_MAX: u64 = 64 * 1024 * 1024;
+
+/// The data of one transfer: in memory, or streamed from the blocking pool.
+#[derive(Debug)]
+pub enum FileSource {
+    /// The whole file, read at open.
+    Memory(futures_lite::io::Cursor<Vec<u8>>),
+    /// Read ahead by a blocking thread.
+    Stream(Unblock<File>),
+}
+
+impl futures_lite::AsyncRead for FileSource {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            FileSource::Memory(c) => std::pin::Pin::new(c).poll_read(cx, buf),
+            FileSource::Stream(u) => std::pin::Pin::new(u).poll_read(cx, buf),
+        }
+    }
+}
+
+fn load(file: File, len: u64) -> std::io::Result<FileSource> {
+    use std::io::Read;
+    if len > IN_MEMORY_MAX {
+        return Ok(FileSource::Stream(Unblock::with_capacity(READ_AHEAD, file)));
+    }
+    let mut data = Vec::with_capacity(len as usize);
+    // `take`: a file that grew after the stat is served as it was measured (tsize).
+    file.take(len).read_to_end(&mut data)?;
+    Ok(FileSource::Memory(futures_lite::io::Cursor::new(data)))
+}
 
 /// A read-only handler serving regular files under one canonical root.
 pub struct ReadOnlyHandler {
@@ -86,7 +122,7 @@ impl ReadOnlyHandler {
         &self,
         client: &SocketAddr,
         requested: &Path,
-    ) -> Result<(FetchReader<Unblock<File>>, u64), packet::Error> {
+    ) -> Result<(FetchReader<FileSource>, u64), packet::Error> {
         let mac = self.mac_of(client);
         let shown = display_name(requested.as_os_str());
         let mac_s = mac
@@ -123,14 +159,21 @@ impl ReadOnlyHandler {
         };
         tracing::info!(%client, mac = %mac_s, file = %mapped.as_str(), path = %path.display(),
             bytes = len, "TFTP read starts");
+        let source = match blocking::unblock(move || load(file, len)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%client, mac = %mac_s, file = %mapped.as_str(), error = %e, "TFTP read failed");
+                self.record_failure(mac, mapped.as_str().to_owned());
+                return Err(packet::Error::PermissionDenied);
+            }
+        };
         let report = FetchReport::new(self.sink.clone(), *client, mac, mapped.as_str().to_owned());
-        let reader = FetchReader::new(Unblock::with_capacity(READ_AHEAD, file), report);
-        Ok((reader, len))
+        Ok((FetchReader::new(source, report), len))
     }
 }
 
 impl Handler for ReadOnlyHandler {
-    type Reader = FetchReader<Unblock<File>>;
+    type Reader = FetchReader<FileSource>;
     type Writer = futures_lite::io::Sink;
 
     async fn read_req_open(

@@ -163,6 +163,18 @@ impl TftpService {
         &self.root
     }
 
+    /// Serves on a thread of its own that also runs async-io's reactor (`async_io::block_on`),
+    /// so each packet is handled where its readiness arrives. Polled from a tokio task instead,
+    /// every block would cross from async-io's reactor thread to a tokio worker and back, which
+    /// halves the lock-step rate.
+    pub fn serve_on_thread(
+        self,
+    ) -> std::io::Result<std::thread::JoinHandle<Result<(), TftpError>>> {
+        std::thread::Builder::new()
+            .name("tftp".into())
+            .spawn(move || async_io::block_on(self.serve()))
+    }
+
     /// Serves until the socket fails; returns only with that error.
     pub async fn serve(self) -> Result<(), TftpError> {
         let addr = self.local_addr;
