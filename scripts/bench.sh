@@ -5,18 +5,10 @@
 #   scripts/bench.sh [all|dhcp|tftp]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+source scripts/lib.sh
 scripts/setup.sh
-tools=(kea-admin kea-dhcp4-server dnsmasq-base tftpd-hpa atftp curl)
-missing=()
-for p in "${tools[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  say "installing reference tools (no recommends): ${missing[*]}"
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# perfdhcp is in kea-admin; atftp is the windowsize-capable client (atftpd is unpacked by lab bench)
+ensure_packages kea-admin kea-dhcp4-server dnsmasq-base tftpd-hpa atftp curl
 say "building lease-manager (release) and the lab tools"
 cargo build --release -p lease-manager
 cargo build -p lab --bin lab

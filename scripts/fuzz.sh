@@ -5,7 +5,7 @@
 # lets it pass them. Crashes land in fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+source scripts/lib.sh
 target=${1:-all}
 secs=${2:-60}
 if ! command -v cargo-fuzz >/dev/null; then

@@ -3,7 +3,7 @@
 # pinned Debian kernel, a lab CA, and the deterministic initramfs. Output in target/lab/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+source scripts/lib.sh
 lab=target/lab
 mkdir -p "$lab"
 

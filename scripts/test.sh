@@ -3,7 +3,7 @@
 # end-to-end tests. Installs what it needs first. Run as root (network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+source scripts/lib.sh
 start=$(date +%s)
 
 scripts/setup.sh

@@ -227,12 +227,7 @@ impl Inventory {
         tracing::info!(server = %rec.name, mac = %mac, from = rec.state.name(), to = state.name(), "server state");
         rec.state = state.clone();
         rec.since_ms = self.clock.now_ms();
-        self.store.put_server(&rec)?;
-        self.maps
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_mac
-            .insert(mac, rec);
+        self.persist(rec)?;
         let _ = self.changes.send(StateChange {
             mac,
             state: state.clone(),
@@ -247,12 +242,17 @@ impl Inventory {
             .get(mac)
             .ok_or_else(|| InventoryError::NotFound(mac.to_string()))?;
         rec.facts = Some(facts);
+        self.persist(rec)
+    }
+
+    /// Writes a record (flushed) and only then makes it visible. Callers hold `writer`.
+    fn persist(&self, rec: ServerRecord) -> Result<(), InventoryError> {
         self.store.put_server(&rec)?;
         self.maps
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .by_mac
-            .insert(mac, rec);
+            .insert(rec.mac, rec);
         Ok(())
     }
 

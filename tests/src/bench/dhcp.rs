@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use super::dhcp_latency::{self, percentile};
 use super::perfdhcp::{self, PerfdhcpRun};
-use super::{CLIENT_ADDR, Pair, SERVER_ADDR, scratch};
+use super::{CLIENT_ADDR, Pair, SERVER_ADDR, ours, scratch};
 use crate::process::Process;
 
 /// The servers compared.
@@ -51,25 +51,8 @@ fn start(server: Server, pair: &Pair, dir: &Path, lm: &Path) -> Result<Process> 
     let ns = Some(pair.server.name());
     let (cmd, marker) = match server {
         Server::Ours => {
-            let mut c = Command::new(lm);
-            c.args([
-                "bench-pxe",
-                "--interface",
-                "bs0",
-                "--address",
-                SERVER_ADDR,
-                "--network",
-                "10.88.0.0/16",
-            ])
-            .args([
-                "--pool-start",
-                "10.88.1.0",
-                "--pool-end",
-                "10.88.255.254",
-                "--state-dir",
-            ])
-            .arg(dir.join("state"))
-            .env("RUST_LOG", "warn,lease_manager=info");
+            let mut c = ours(lm, &dir.join("state"), "10.88.255.254", None);
+            c.env("RUST_LOG", "warn,lease_manager=info");
             (c, Some("bench-pxe ready"))
         }
         Server::Kea => {

@@ -10,6 +10,7 @@ pub mod report;
 pub mod tftp;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::Result;
 
@@ -58,4 +59,31 @@ pub fn ratio(ours: f64, reference: f64) -> String {
     } else {
         "-".into()
     }
+}
+
+/// `lease-manager bench-pxe` on the server side of a [`Pair`]: DHCP for 10.88.0.0/16 with a
+/// pool from 10.88.1.0 to `pool_end`, and TFTP of `tftp_root` when given.
+pub fn ours(lm: &Path, state: &Path, pool_end: &str, tftp_root: Option<&Path>) -> Command {
+    let mut c = Command::new(lm);
+    c.args([
+        "bench-pxe",
+        "--interface",
+        "bs0",
+        "--address",
+        SERVER_ADDR,
+        "--network",
+        "10.88.0.0/16",
+    ])
+    .args([
+        "--pool-start",
+        "10.88.1.0",
+        "--pool-end",
+        pool_end,
+        "--state-dir",
+    ])
+    .arg(state);
+    if let Some(root) = tftp_root {
+        c.arg("--tftp-root").arg(root);
+    }
+    c
 }

@@ -164,27 +164,8 @@ pub fn bench(lm: &Path) -> Result<Vec<TftpResult>> {
     }
     std::fs::write(root.join("bench.bin"), &data)?;
     let pair = Pair::new()?;
-    let mut ours = Command::new(lm);
-    ours.args([
-        "bench-pxe",
-        "--interface",
-        "bs0",
-        "--address",
-        SERVER_ADDR,
-        "--network",
-        "10.88.0.0/16",
-    ])
-    .args([
-        "--pool-start",
-        "10.88.1.0",
-        "--pool-end",
-        "10.88.1.100",
-        "--state-dir",
-    ])
-    .arg(dir.join("state"))
-    .arg("--tftp-root")
-    .arg(&root)
-    .env("RUST_LOG", "warn");
+    let mut ours = super::ours(lm, &dir.join("state"), "10.88.1.100", Some(&root));
+    ours.env("RUST_LOG", "warn");
     let mut out = Vec::new();
     for (mode, reference, cmd) in [
         (Mode::Lockstep, "tftpd-hpa 5.2", {
