@@ -334,3 +334,144 @@ impl BootDirectory for Inventory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use lm_api::BootId;
+
+    fn inv(dir: &std::path::Path) -> Inventory {
+        Inventory::load(Store::open(dir).unwrap(), Arc::new(ManualClock::new(1_000))).unwrap()
+    }
+
+    fn add(i: &Inventory, name: &str, last: u8) -> Result<ServerView, InventoryError> {
+        i.add(AddServer {
+            name: name.into(),
+            mac: MacAddr([0x52, 0x54, 0, 0, 0, last]),
+            reserved_ip: Some(std::net::Ipv4Addr::new(10, 77, 0, last)),
+            wol_password: None,
+        })
+    }
+
+    #[test]
+    fn gate_follows_the_state_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mac = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+        {
+            let i = inv(dir.path());
+            add(&i, "a", 1).unwrap();
+            assert_eq!(i.lookup(MacAddr([2, 0, 0, 0, 0, 9])), Gate::Unknown);
+            assert!(
+                matches!(i.lookup(mac), Gate::Closed { ref reason, .. } if reason.contains("not woken"))
+            );
+            i.apply(
+                mac,
+                &Input::Wake {
+                    boot_id: BootId::from_random(7),
+                },
+            )
+            .unwrap();
+            match i.lookup(mac) {
+                Gate::Open(h) => {
+                    assert_eq!(h.boot_id, BootId::from_random(7));
+                    assert_eq!(h.reserved_ip, Some(std::net::Ipv4Addr::new(10, 77, 0, 1)));
+                }
+                g => panic!("{g:?}"),
+            }
+        }
+        // The waking state was persisted before it became visible.
+        let i = inv(dir.path());
+        assert!(matches!(i.lookup(mac), Gate::Open(_)));
+        assert!(
+            matches!(i.remove("a"), Err(InventoryError::Refused { .. })),
+            "removing a booting server"
+        );
+        i.apply(mac, &Input::Reset).unwrap();
+        i.remove("a").unwrap();
+        assert_eq!(i.lookup(mac), Gate::Unknown);
+    }
+
+    #[test]
+    fn duplicates_and_bad_input_are_refused_with_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let i = inv(dir.path());
+        add(&i, "a", 1).unwrap();
+        let e = add(&i, "a", 2).unwrap_err().to_string();
+        assert!(e.contains("name a"), "{e}");
+        let e = add(&i, "b", 1).unwrap_err().to_string();
+        assert!(e.contains("MAC"), "{e}");
+        let e = i
+            .add(AddServer {
+                name: "c".into(),
+                mac: MacAddr([0x52, 0x54, 0, 0, 0, 3]),
+                reserved_ip: Some(std::net::Ipv4Addr::new(10, 77, 0, 1)),
+                wol_password: None,
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reserved address"), "{e}");
+        for bad in ["", "-x", "a b", "ü", &"x".repeat(64)] {
+            assert!(
+                matches!(
+                    add(&i, bad, 9),
+                    Err(InventoryError::Invalid { field: "name", .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let e = i
+            .add(AddServer {
+                name: "m".into(),
+                mac: MacAddr([1, 0, 0, 0, 0, 1]),
+                reserved_ip: None,
+                wol_password: None,
+            })
+            .unwrap_err();
+        assert!(matches!(e, InventoryError::Invalid { field: "mac", .. }));
+        assert_eq!(i.list().len(), 1);
+    }
+
+    #[test]
+    fn timeline_entries_carry_the_current_boot() {
+        let dir = tempfile::tempdir().unwrap();
+        let i = inv(dir.path());
+        add(&i, "a", 1).unwrap();
+        let mac = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+        i.apply(
+            mac,
+            &Input::Wake {
+                boot_id: BootId::from_random(1),
+            },
+        )
+        .unwrap();
+        i.record(
+            mac,
+            EventKind::TftpFetch {
+                file: "x".into(),
+                bytes: 1,
+                ok: true,
+            },
+        );
+        i.apply(mac, &Input::Reset).unwrap();
+        i.apply(
+            mac,
+            &Input::Wake {
+                boot_id: BootId::from_random(2),
+            },
+        )
+        .unwrap();
+        i.record(
+            mac,
+            EventKind::TftpFetch {
+                file: "y".into(),
+                bytes: 1,
+                ok: true,
+            },
+        );
+        let v = i.show("a").unwrap();
+        // `show` gives the current boot's timeline only.
+        assert_eq!(v.timeline.len(), 1);
+        assert_eq!(v.timeline[0].boot_id, Some(BootId::from_random(2)));
+    }
+}
