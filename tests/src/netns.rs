@@ -51,6 +51,19 @@ pub fn exists(name: &str) -> Result<bool> {
     Ok(list()?.iter().any(|n| n == name))
 }
 
+/// Namespaces this process created and has not deleted yet, for [`delete_all_owned`].
+static LIVE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Deletes every namespace this process created and still holds: the last resort of a signal
+/// handler, when the guards' destructors will not run. Returns how many were deleted.
+pub fn delete_all_owned() -> usize {
+    let names = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|p| p.into_inner()));
+    names
+        .iter()
+        .filter(|n| ip(&["netns", "del", n]).is_ok())
+        .count()
+}
+
 /// A network namespace; deleted (`ip netns del`) on drop when this guard created it.
 #[derive(Debug)]
 pub struct Netns {
@@ -64,6 +77,9 @@ impl Netns {
         let n = NEXT_NS.fetch_add(1, Ordering::Relaxed);
         let name = format!("{prefix}{}-{n}", std::process::id());
         ip(&["netns", "add", &name])?;
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(name.clone());
         let ns = Netns { name, owned: true };
         ns.ip(&["link", "set", "lo", "up"])?;
         tracing::debug!(netns = %ns.name, "created");
@@ -223,6 +239,9 @@ impl Drop for Netns {
         if !self.owned {
             return;
         }
+        LIVE.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|n| n != &self.name);
         match ip(&["netns", "del", &self.name]) {
             Ok(_) => tracing::debug!(netns = %self.name, "deleted"),
             Err(e) => tracing::warn!(netns = %self.name, "cannot delete: {e:#}"),

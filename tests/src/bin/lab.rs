@@ -89,14 +89,50 @@ enum Via {
     Both,
 }
 
+/// For commands that run long (demo, bench): SIGINT/SIGTERM delete the namespaces this process
+/// made (child processes die with it: they have PDEATHSIG) and exit 130. Must run before any
+/// thread starts, so that every thread inherits the blocked mask and only the handler thread
+/// takes the signal.
+fn clean_up_on_signal() {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask changes only
+    // this thread's mask; sigwait reads the initialised set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        std::thread::spawn(move || {
+            let mut sig: libc::c_int = 0;
+            libc::sigwait(&set, &mut sig);
+            eprintln!("signal {sig}: deleting the lab's namespaces and exiting");
+            let n = lab::netns::delete_all_owned();
+            eprintln!("deleted {n} namespace(s)");
+            std::process::exit(130);
+        });
+    }
+}
+
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The demo and the benchmarks tell their own story on stdout; the harness's logs are in
+    // the log folder (and RUST_LOG brings them to the terminal).
+    let default = if matches!(cli.cmd, Cmd::Demo { .. } | Cmd::Bench { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().cmd {
+    if matches!(cli.cmd, Cmd::Demo { .. } | Cmd::Bench { .. }) {
+        clean_up_on_signal();
+    }
+    match cli.cmd {
         Cmd::Up {
             vms,
             uefi,
