@@ -48,7 +48,6 @@ pub enum BootFrom {
     },
 }
 
-/// A lease server as QEMU will run it.
 /// The NIC's option ROM: QEMU's iPXE (like a NIC flashed with iPXE), or none, so the
 /// firmware's own PXE client boots (OVMF has one; like most UEFI servers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +58,7 @@ pub enum NicRom {
     FirmwareOnly,
 }
 
+/// A lease server as QEMU will run it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
     /// Name used for logs and files: letters, digits, `.`, `_`, `-`.
