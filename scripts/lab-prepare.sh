@@ -8,7 +8,10 @@ lab=target/lab
 mkdir -p "$lab"
 
 say "building the ramdisk agent (static, x86_64-unknown-linux-musl, profile agent)"
-cargo build --profile agent --target x86_64-unknown-linux-musl -p ramdisk-agent
+# Paths of the checkout and of the cargo registry are remapped so the binary (and with it the
+# initramfs) does not depend on where the sources sit.
+CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="--remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
+  cargo build --profile agent --target x86_64-unknown-linux-musl -p ramdisk-agent
 agent=target/x86_64-unknown-linux-musl/agent/ramdisk-agent
 
 say "building lease-manager, initramfs-build and the lab tools"

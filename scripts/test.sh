@@ -19,7 +19,7 @@ scripts/lab-prepare.sh
 say "cargo test: unit, property, namespace and QEMU end-to-end tests"
 log=target/test-output.log
 set +e
-LAB_ARTIFACTS="$PWD/target/lab" cargo test --workspace --features lab/e2e -- --test-threads=2 2>&1 | tee "$log"
+LAB_ARTIFACTS="$PWD/target/lab" cargo test --workspace --no-fail-fast --features lab/e2e -- --test-threads=2 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')

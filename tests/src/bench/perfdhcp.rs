@@ -58,7 +58,7 @@ pub fn parse(text: &str, asked: u32, secs: u32) -> Result<PerfdhcpRun> {
     let mut section = "";
     for line in text.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("Rate:") {
-            r.rate = rest
+            r.perfdhcp_rate = rest
                 .split_whitespace()
                 .next()
                 .and_then(|x| x.parse().ok())
