@@ -14,6 +14,9 @@ cargo fmt --all -- --check
 say "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+say "cargo check of the fuzz targets (scripts/fuzz.sh runs them)"
+cargo check --manifest-path fuzz/Cargo.toml --bins
+
 scripts/lab-prepare.sh
 
 say "cargo test: unit, property, namespace and QEMU end-to-end tests"

@@ -43,7 +43,7 @@ fn build(recs: &[Rec]) -> (Archive, Vec<Rec>) {
     for r in recs {
         let ok = match r {
             Rec::Dir(n) => a.add_dir(n, 0o755).is_ok(),
-            Rec::File(n, d) => a.add_file(n, 0o644, d).is_ok(),
+            Rec::File(n, d) => a.add_file(n, 0o644, d.clone()).is_ok(),
             Rec::Link(n, t) => a.add_symlink(n, t).is_ok(),
         };
         if ok {
