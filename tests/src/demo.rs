@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::lm::{Artifacts, LabLm, LmOptions};
-use crate::qemu::{Firmware, VmSpec};
+use crate::qemu::{Firmware, NicRom, VmSpec};
 use crate::{Lab, LabSpec, MacAddr};
 
 /// Options of the demo.
@@ -43,11 +43,12 @@ pub fn run(art: &Artifacts, opts: &DemoOptions) -> Result<()> {
 
     let mac = MacAddr([0x52, 0x54, 0x00, 0x77, 0x00, 0x01]);
     let mut spec = VmSpec::new("vm1", mac);
-    spec.firmware = if opts.uefi {
-        Firmware::Uefi
-    } else {
-        Firmware::Bios
-    };
+    // UEFI: no NIC ROM, so the firmware's own PXE client chain-loads iPXE over TFTP, like a
+    // stock UEFI server; BIOS: QEMU's iPXE ROM, like a NIC flashed with iPXE.
+    if opts.uefi {
+        spec.firmware = Firmware::Uefi;
+        spec.nic_rom = NicRom::FirmwareOnly;
+    }
     let vm = lab.register_vm(spec)?;
     println!(
         "         lease server vm1: MAC {mac}, {:?} firmware, SMBIOS uuid {} (powered off until a magic packet arrives)",
