@@ -41,6 +41,12 @@ pub struct ServerRecord {
     pub facts: Option<HardwareFacts>,
 }
 
+/// Most timeline entries kept per server; older ones are dropped (a machine stuck PXE-booting
+/// while idle would otherwise grow its timeline forever).
+pub const TIMELINE_MAX: usize = 2000;
+/// The timeline of the server just appended to is trimmed about once per this many appends.
+const TRIM_EVERY: u64 = 64;
+
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -134,6 +140,23 @@ impl Store {
         self.timeline
             .insert(key, v)
             .map_err(db_err("write timeline"))?;
+        if seq % TRIM_EVERY == 0 {
+            self.trim_timeline(mac, TIMELINE_MAX)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the oldest entries of `mac`'s timeline beyond `keep`.
+    pub(crate) fn trim_timeline(&self, mac: MacAddr, keep: usize) -> Result<(), StoreError> {
+        let keys: Vec<sled::IVec> = self
+            .timeline
+            .scan_prefix(mac.octets())
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(db_err("scan timeline"))?;
+        for k in keys.iter().take(keys.len().saturating_sub(keep)) {
+            self.timeline.remove(k).map_err(db_err("trim timeline"))?;
+        }
         Ok(())
     }
 
@@ -213,6 +236,43 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(s.servers().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn timelines_are_bounded_and_keep_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let (a, b) = (
+            MacAddr([0x52, 0x54, 0, 0, 0, 1]),
+            MacAddr([0x52, 0x54, 0, 0, 0, 2]),
+        );
+        let entry = |i: u64| TimelineEntry {
+            at_ms: i,
+            boot_id: None,
+            kind: EventKind::TftpFetch {
+                file: "f".into(),
+                bytes: i,
+                ok: true,
+            },
+        };
+        s.append_timeline(b, &entry(0)).unwrap();
+        for i in 0..(TIMELINE_MAX as u64 + 300) {
+            s.append_timeline(a, &entry(i)).unwrap();
+        }
+        let t = s.timeline(a).unwrap();
+        assert!(t.len() <= TIMELINE_MAX + TRIM_EVERY as usize, "{}", t.len());
+        assert_eq!(
+            t.last().unwrap().at_ms,
+            TIMELINE_MAX as u64 + 299,
+            "newest kept"
+        );
+        s.trim_timeline(a, 10).unwrap();
+        let t = s.timeline(a).unwrap();
+        assert_eq!(
+            t.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
+            (TIMELINE_MAX as u64 + 290..TIMELINE_MAX as u64 + 300).collect::<Vec<_>>()
+        );
+        assert_eq!(s.timeline(b).unwrap().len(), 1, "other servers untouched");
     }
 
     #[test]
