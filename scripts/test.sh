@@ -12,7 +12,7 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 
 say "cargo clippy (all targets, warnings are errors)"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 say "cargo check of the fuzz targets (scripts/fuzz.sh runs them)"
 cargo check --manifest-path fuzz/Cargo.toml --bins
