@@ -6,18 +6,11 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::pid_gone;
+
 use lab::netns;
 use lab::{Lab, LabSpec, MacAddr, VmSpec};
-
-fn pid_gone(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    matches!(
-        stat.rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().next()),
-        None | Some("Z")
-    )
-}
 
 #[test]
 fn run_in_dc_sees_the_bridge_and_logs_to_the_run_folder() {

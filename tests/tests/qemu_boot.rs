@@ -6,21 +6,14 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+use common::pid_gone;
+
 use lab::netns;
 use lab::wol_listener;
 use lab::{BootFrom, Firmware, Lab, LabSpec, MacAddr, Vm, VmSpec, WakeOutcome, WakeVia};
 
 const MARKER_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn pid_gone(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    matches!(
-        stat.rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().next()),
-        None | Some("Z")
-    )
-}
 
 #[test]
 fn wake_powers_on_a_bios_vm_once_and_again_after_power_off() {

@@ -27,8 +27,8 @@ struct Running {
     task: tokio::task::JoinHandle<Result<(), ServerError>>,
 }
 
-async fn start() -> Running {
-    let relay = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+/// A loopback subnet whose replies go to the test's `relay` socket (relay mode, giaddr set).
+fn relay_section(relay: &UdpSocket) -> DhcpSection {
     let mut s = DhcpSection::single_subnet(
         LOOPBACK,
         "127.0.0.0/24".parse().unwrap(),
@@ -39,6 +39,12 @@ async fn start() -> Running {
     );
     s.listen_port = 0;
     s.relay_port = relay.local_addr().unwrap().port();
+    s
+}
+
+async fn start() -> Running {
+    let relay = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let s = relay_section(&relay);
     let cfg = DhcpConfig::from_section(&s).unwrap();
     let store = Arc::new(MemoryLeaseStore::default());
     let open = HostBoot {
@@ -273,16 +279,7 @@ impl LeaseStore for GatedStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offers_flow_while_a_flush_is_slow_and_the_ack_waits_for_it() {
     let relay = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
-    let mut s = DhcpSection::single_subnet(
-        LOOPBACK,
-        "127.0.0.0/24".parse().unwrap(),
-        PoolSection {
-            start: "127.0.0.100".parse().unwrap(),
-            end: "127.0.0.250".parse().unwrap(),
-        },
-    );
-    s.listen_port = 0;
-    s.relay_port = relay.local_addr().unwrap().port();
+    let s = relay_section(&relay);
     let store = Arc::new(GatedStore::default());
     let open = HostBoot {
         name: "bench".into(),
