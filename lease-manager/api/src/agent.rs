@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BootId, HardwareFacts, MacAddr};
+use crate::{BootId, HardwareFacts, LeaseId, MacAddr, Tunnel};
 
 /// Body of `POST /v1/agent/hello`: the agent is up, has an address, and reports its hardware.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,8 +50,12 @@ pub enum AgentPhase {
     Facts,
     /// Reporting to the LM over HTTPS.
     Hello,
+    /// Enrolling for a lease: key pair in RAM, CSR with the token from the command line.
+    Enroll,
     /// Up and waiting for work, sending heartbeats.
     Ready,
+    /// The lease was released: wiping what the lease left on the host, then power-off.
+    Wipe,
 }
 
 impl AgentPhase {
@@ -64,7 +68,9 @@ impl AgentPhase {
             Self::Dhcp => "dhcp",
             Self::Facts => "facts",
             Self::Hello => "hello",
+            Self::Enroll => "enroll",
             Self::Ready => "ready",
+            Self::Wipe => "wipe",
         }
     }
 }
@@ -82,6 +88,76 @@ pub struct AgentReport {
     pub detail: String,
     /// Attempt number within the phase (1-based).
     pub attempt: u32,
+}
+
+/// Body of `POST /v1/agent/enroll`. TLS without a client certificate: the single-use token
+/// (from `lm.token=` on the kernel command line) authenticates the request.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// From `lm.lease=`.
+    pub lease: LeaseId,
+    pub boot_id: BootId,
+    pub boot_mac: MacAddr,
+    /// From `lm.token=`: 43 base64url characters.
+    pub token: String,
+    /// PKCS#10 request (PEM) for the key the agent generated in RAM.
+    pub csr_pem: String,
+}
+
+impl std::fmt::Debug for EnrollRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollRequest")
+            .field("lease", &self.lease)
+            .field("boot_id", &self.boot_id)
+            .field("boot_mac", &self.boot_mac)
+            .field("token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Answer to an enrollment: the agent's certificate for this lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollResponse {
+    pub server: String,
+    pub lease: LeaseId,
+    /// The agent certificate (PEM); its URI names the lease and the server.
+    pub cert_pem: String,
+    /// Serial of that certificate (hex).
+    pub serial: String,
+    /// The certificate's end: never after the lease's end.
+    pub not_after_ms: u64,
+    pub tunnel: Tunnel,
+    pub heartbeat_secs: u32,
+}
+
+/// Body of `POST /v1/agent/heartbeat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub boot_id: BootId,
+    pub boot_mac: MacAddr,
+    pub uptime_ms: u64,
+}
+
+/// What the LM wants the agent to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentAction {
+    /// Carry on.
+    Continue,
+    /// The lease is over: wipe, report `wipe` ok, power off.
+    Release,
+}
+
+/// Answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatResponse {
+    pub action: AgentAction,
+    /// The end of the lease the server is in, if any (Unix ms).
+    pub lease_ends_ms: Option<u64>,
 }
 
 #[cfg(test)]

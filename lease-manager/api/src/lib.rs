@@ -5,16 +5,30 @@
 //! type shows up in the golden-JSON tests at the bottom of each module.
 
 mod agent;
+mod audit;
 mod facts;
 mod ids;
+mod lease;
 mod mac;
+mod names;
 pub mod paths;
 mod server;
+mod tenant;
 
-pub use agent::{AgentPhase, AgentReport, HelloRequest, HelloResponse};
+pub use agent::{
+    AgentAction, AgentPhase, AgentReport, EnrollRequest, EnrollResponse, Heartbeat,
+    HeartbeatResponse, HelloRequest, HelloResponse,
+};
+pub use audit::{AuditEntry, AuditVerification};
 pub use facts::{Cpu, Disk, HardwareFacts, Nic, Smbios};
 pub use ids::{BootId, BootIdError};
+pub use lease::{
+    CreateLease, CreateLeaseResponse, LeaseServer, LeaseState, LeaseView, MAX_COUNT, RenewLease,
+    Tunnel,
+};
 pub use mac::{MacAddr, MacParseError};
+pub use names::{LeaseId, LeaseIdError, Name, NameError};
 pub use server::{
     AddServer, ApiError, BootEvent, EventKind, ServerState, ServerView, TimelineEntry, WakeMethod,
 };
+pub use tenant::{AddTenant, CredentialBundle, TenantView};

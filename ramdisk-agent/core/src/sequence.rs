@@ -124,7 +124,8 @@ pub fn following(phase: AgentPhase) -> Option<AgentPhase> {
         Dhcp => Facts,
         Facts => Hello,
         Hello => Ready,
-        Ready => return None,
+        Enroll => Ready,
+        Ready | Wipe => return None,
     })
 }
 
