@@ -18,11 +18,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, ReadBuf};
 pub fn router(boot: Arc<BootHttp>) -> Router {
     Router::new().fallback(move |req: Request| {
         let boot = boot.clone();
-        async move { handle(&boot, req).await }
+        async move { handle(boot, req).await }
     })
 }
 
-async fn handle(boot: &BootHttp, req: Request) -> Response<Body> {
+async fn handle(boot: Arc<BootHttp>, req: Request) -> Response<Body> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -33,7 +33,24 @@ async fn handle(boot: &BootHttp, req: Request) -> Response<Body> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let head = req.method() == Method::HEAD;
-    let reply = boot.respond(req.method().as_str(), req.uri().path(), range.as_deref());
+    // A script request may mint an enrollment token (a store write and flush): off the
+    // async workers.
+    let (method, path) = (
+        req.method().as_str().to_owned(),
+        req.uri().path().to_owned(),
+    );
+    let reply =
+        match tokio::task::spawn_blocking(move || boot.respond(&method, &path, range.as_deref()))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                return Response::builder()
+                    .status(StatusCode::INTERNAL_SERVER_ERROR)
+                    .body(Body::empty())
+                    .unwrap_or_default();
+            }
+        };
     tracing::debug!(peer = ?peer, path = %req.uri().path(), status = reply.status, "http boot");
     into_response(reply, head).await
 }

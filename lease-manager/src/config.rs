@@ -29,6 +29,88 @@ pub struct ConfigFile {
     pub dhcp: DhcpSection,
     #[serde(default)]
     pub wake: WakePolicy,
+    #[serde(default)]
+    pub leases: LeasesSection,
+}
+
+/// `[leases]`: lease and enrollment limits (every key optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeasesSection {
+    /// Shortest lease a tenant may ask for; default 60 s.
+    pub min_duration_s: Option<u64>,
+    /// Longest lease in all (renewals included); default 90 days.
+    pub max_duration_s: Option<u64>,
+    /// How long an enrollment token is valid after the boot script was fetched; default 900 s.
+    pub token_ttl_s: Option<u64>,
+    /// Longest agent certificate (never past the lease's end anyway); default 7 days.
+    pub agent_cert_max_s: Option<u64>,
+    /// How long a released server may take to confirm its wipe before it is quarantined;
+    /// default 300 s.
+    pub release_timeout_s: Option<u64>,
+    /// Lifetime of tenant client certificates; default 365 days.
+    pub tenant_cert_days: Option<u32>,
+}
+
+/// The validated `[leases]` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseSettings {
+    pub limits: crate::ledger::leases::Limits,
+    pub token_ttl_s: u64,
+    pub agent_cert_max_s: u64,
+    pub release_timeout_s: u64,
+    pub tenant_cert_days: u32,
+}
+
+impl LeasesSection {
+    fn validate(&self) -> Result<LeaseSettings, ConfigError> {
+        let d = crate::ledger::leases::Limits::default();
+        let min = self.min_duration_s.unwrap_or(d.min_duration_s);
+        let max = self.max_duration_s.unwrap_or(d.max_duration_s);
+        if min == 0 || min > max {
+            return Err(invalid(
+                "leases.min_duration_s",
+                format!("{min} must be at least 1 and at most leases.max_duration_s ({max})"),
+            ));
+        }
+        let check = |key: &'static str, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(v)
+            } else {
+                Err(invalid(key, format!("{v} must be between {lo} and {hi}")))
+            }
+        };
+        Ok(LeaseSettings {
+            limits: crate::ledger::leases::Limits {
+                min_duration_s: min,
+                max_duration_s: max,
+            },
+            token_ttl_s: check(
+                "leases.token_ttl_s",
+                self.token_ttl_s.unwrap_or(900),
+                10,
+                86_400,
+            )?,
+            agent_cert_max_s: check(
+                "leases.agent_cert_max_s",
+                self.agent_cert_max_s.unwrap_or(7 * 86_400),
+                60,
+                365 * 86_400,
+            )?,
+            release_timeout_s: check(
+                "leases.release_timeout_s",
+                self.release_timeout_s.unwrap_or(300),
+                5,
+                86_400,
+            )?,
+            tenant_cert_days: check(
+                "leases.tenant_cert_days",
+                u64::from(self.tenant_cert_days.unwrap_or(365)),
+                1,
+                3650,
+            )? as u32,
+        })
+    }
 }
 
 /// `[provisioning]`: the network the servers boot on.
@@ -95,6 +177,7 @@ pub struct Config {
     pub tftp_listen: SocketAddr,
     pub dhcp: DhcpSection,
     pub wake: WakePolicy,
+    pub leases: LeaseSettings,
 }
 
 /// A configuration problem.
@@ -175,6 +258,7 @@ impl Config {
             return Err(invalid("api.heartbeat_secs", "must be between 1 and 3600"));
         }
         f.wake.validate().map_err(|r| invalid("wake", r))?;
+        let leases = f.leases.validate()?;
         if f.dhcp.server_address != addr {
             return Err(invalid(
                 "dhcp.server_address",
@@ -202,6 +286,7 @@ impl Config {
             tftp_listen: f.boot.tftp_listen.unwrap_or(SocketAddr::from((addr, 69))),
             dhcp: f.dhcp,
             wake: f.wake,
+            leases,
         })
     }
 
@@ -245,5 +330,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("wake"), "{e}");
+        let bad = EXAMPLE.replace("token_ttl_s = 900", "token_ttl_s = 1");
+        let e = Config::validate(toml::from_str(&bad).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("leases.token_ttl_s"), "{e}");
     }
 }

@@ -14,14 +14,14 @@ use pxe::tftp::{TftpOptions, TftpService};
 use pxe::{BootDirectory, EventSink};
 use tokio::net::{TcpListener, UnixListener};
 
-use crate::admin_api::{self, AdminApi};
-use crate::agent_api::{self, AgentApi};
+use crate::api::{self, Api, LocalOperator, Settings};
 use crate::ca::Ca;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::dhcp_store::SledLeaseStore;
 use crate::events::{self, EventQueue};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, InventoryError};
+use crate::ledger::{Effect, leases};
 use crate::power::{self, PowerDriver, WakeOnLan};
 use crate::store::Store;
 use crate::{boot_http, tls_server, wake};
@@ -34,6 +34,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("restricting state_dir {}", cfg.state_dir.display()))?;
     let store = Store::open(&cfg.state_dir.join("db"))?;
     let inventory = Arc::new(Inventory::load(store.clone(), Arc::new(SystemClock))?);
+    inventory.set_token_ttl(cfg.leases.token_ttl_s);
 
     let (ca, created) =
         Ca::load_or_create(&cfg.state_dir.join("ca"), SystemTime::now(), rand::random())?;
@@ -45,7 +46,8 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         SystemTime::now(),
         rand::random(),
     )?;
-    let tls = tls_server::server_config(leaf)?;
+    let ca = Arc::new(ca);
+    let tls = tls_server::server_config(leaf, ca.cert_der())?;
 
     power::check_interface(&cfg.interface)?;
     let power: Arc<dyn PowerDriver> = Arc::new(WakeOnLan::new(
@@ -114,31 +116,75 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     });
 
-    // Agent API (HTTPS)
-    let api = TcpListener::bind(cfg.api_listen)
+    // The API: HTTPS with mutual TLS for agents, tenants and operators, and the local admin
+    // socket (mode 0600) for the operator on this machine. One router, one set of rules.
+    let api_state = Arc::new(Api {
+        inventory: inventory.clone(),
+        power: power.clone(),
+        wake: cfg.wake.clone(),
+        ca: ca.clone(),
+        settings: Settings {
+            api_url: cfg.api_url.clone(),
+            heartbeat_secs: cfg.heartbeat_secs,
+            limits: cfg.leases.limits,
+            agent_cert_max_s: cfg.leases.agent_cert_max_s,
+            tenant_cert_days: cfg.leases.tenant_cert_days,
+        },
+    });
+    let router = api::router(api_state);
+    let listener = TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("binding the API on {}", cfg.api_listen))?;
-    let agent_router = agent_api::router(AgentApi {
-        inventory: inventory.clone(),
-        heartbeat_secs: cfg.heartbeat_secs,
-    });
-    tokio::spawn(tls_server::serve(api, tls, agent_router));
+    tokio::spawn(tls_server::serve(listener, tls, router.clone()));
 
-    // Admin socket (operators)
     let sock_path = cfg.admin_socket();
     let _ = std::fs::remove_file(&sock_path);
     let admin = UnixListener::bind(&sock_path)
         .with_context(|| format!("binding the admin socket {}", sock_path.display()))?;
     std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))?;
-    let admin_router = admin_api::router(AdminApi {
-        inventory: inventory.clone(),
-        power: power.clone(),
-        wake: cfg.wake.clone(),
-        ids: Arc::new(rand::random::<u64>),
-    });
+    let local = router.layer(axum::Extension(LocalOperator));
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(admin, admin_router).await {
+        if let Err(e) = axum::serve(admin, local).await {
             tracing::error!(error = %e, "admin socket stopped");
+        }
+    });
+
+    // Effects of committed transactions: wakes for lease servers.
+    let mut effects = inventory.take_effects();
+    let (inv_e, power_e, policy_e) = (inventory.clone(), power.clone(), cfg.wake.clone());
+    tokio::spawn(async move {
+        while let Some(eff) = effects.recv().await {
+            if let Effect::Wake { mac, boot_id } = eff {
+                tokio::spawn(wake::supervise(
+                    inv_e.clone(),
+                    power_e.clone(),
+                    policy_e.clone(),
+                    mac,
+                    boot_id,
+                    1,
+                ));
+            }
+        }
+    });
+
+    // Lease clock: expiries and release time-outs, once a second.
+    let (inv_t, release_timeout_s) = (inventory.clone(), cfg.leases.release_timeout_s);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let inv = inv_t.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                inv.transact("lm", |w| -> Result<(), InventoryError> {
+                    leases::expire_due(w)?;
+                    leases::release_timeouts(w, release_timeout_s)?;
+                    Ok(())
+                })
+            })
+            .await;
+            if let Ok(Err(e)) = r {
+                tracing::error!(error = %e, "lease clock");
+            }
         }
     });
 

@@ -1,19 +1,23 @@
-//! The server inventory: the in-memory view the PXE services read on every packet (the
-//! netboot gate), kept in step with the store. Every state change is persisted before it
-//! becomes visible or is answered, then announced on a broadcast channel (wake supervisor,
-//! console `watch`). IO: through [`Store`] only.
+//! The inventory: the LM's state (servers, leases, tenants) in memory, kept in step with the
+//! store. Every operation runs the pure ledger rules ([`crate::ledger`]) under one writer
+//! lock, stores the result in one transaction, flushes, and only then makes it visible and
+//! runs its effects (wakes, announcements). The PXE services read the in-memory view on every
+//! packet (the netboot gate). IO: through [`Store`] only.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use lm_api::{
-    AddServer, EventKind, HardwareFacts, MacAddr, ServerState, ServerView, TimelineEntry,
+    AddServer, AuditEntry, EventKind, HardwareFacts, LeaseId, LeaseServer, LeaseView, MacAddr,
+    Name, ServerState, ServerView, TimelineEntry,
 };
 use pxe::{BootDirectory, Gate, HostBoot};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::clock::Clock;
 use crate::fsm::{self, Input, Refusal};
+use crate::ledger::enroll;
+use crate::ledger::leases::{self, LeaseRefusal};
+use crate::ledger::{Effect, LeaseRecord, Ledger, StepError, Work};
 use crate::store::{ServerRecord, Store, StoreError};
 
 /// Why an inventory operation was refused or failed.
@@ -32,76 +36,209 @@ pub enum InventoryError {
     #[error("server {name}: {refusal}")]
     Refused { name: String, refusal: Refusal },
     #[error(transparent)]
+    Lease(LeaseRefusal),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// A state change, as announced.
+impl InventoryError {
+    /// The HTTP status that fits.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NotFound(_) | Self::Lease(LeaseRefusal::NotFound(_)) => 404,
+            Self::Refused { .. }
+            | Self::Duplicate { .. }
+            | Self::Lease(LeaseRefusal::NoCapacity { .. } | LeaseRefusal::WrongState { .. }) => 409,
+            Self::Invalid { .. } | Self::Lease(LeaseRefusal::Invalid { .. }) => 400,
+            Self::Lease(LeaseRefusal::UnknownTenant(_)) => 403,
+            Self::Lease(LeaseRefusal::Step(_)) => 409,
+            Self::Store(_) | Self::Internal(_) => 500,
+        }
+    }
+}
+
+impl From<StepError> for InventoryError {
+    fn from(e: StepError) -> Self {
+        match e {
+            StepError::NoServer(mac) => Self::NotFound(mac.to_string()),
+            StepError::Refused { name, refusal } => Self::Refused { name, refusal },
+        }
+    }
+}
+
+impl From<LeaseRefusal> for InventoryError {
+    fn from(e: LeaseRefusal) -> Self {
+        match e {
+            LeaseRefusal::Step(s) => s.into(),
+            other => Self::Lease(other),
+        }
+    }
+}
+
+/// A server state change, as announced.
 #[derive(Debug, Clone)]
 pub struct StateChange {
     pub mac: MacAddr,
     pub state: ServerState,
 }
 
-#[derive(Debug, Default)]
-struct Maps {
-    by_mac: HashMap<MacAddr, ServerRecord>,
-    by_name: HashMap<String, MacAddr>,
-}
+/// How long an enrollment token is valid after its boot script was fetched, by default.
+pub const DEFAULT_TOKEN_TTL_S: u64 = 900;
+
+/// A source of random 64-bit values (ids, tokens); the daemon draws from the OS.
+pub type Ids = Box<dyn FnMut() -> u64 + Send>;
 
 /// The inventory.
-#[derive(Debug)]
 pub struct Inventory {
     store: Store,
     clock: Arc<dyn Clock>,
-    maps: RwLock<Maps>,
-    writer: Mutex<()>,
+    ledger: RwLock<Ledger>,
+    writer: Mutex<Ids>,
     changes: broadcast::Sender<StateChange>,
+    audit: broadcast::Sender<AuditEntry>,
+    effects: Mutex<Option<mpsc::UnboundedSender<Effect>>>,
+    token_ttl_s: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Inventory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inventory").finish_non_exhaustive()
+    }
 }
 
 fn valid_name(name: &str) -> Result<(), InventoryError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && name.as_bytes()[0].is_ascii_alphanumeric();
-    if ok {
-        Ok(())
-    } else {
-        Err(InventoryError::Invalid {
+    name.parse::<Name>()
+        .map(|_| ())
+        .map_err(|e| InventoryError::Invalid {
             field: "name",
-            reason: format!(
-                "{name:?}: use 1-63 letters, digits, '-', '_' or '.', starting with a letter or digit"
-            ),
+            reason: e.to_string(),
         })
-    }
 }
 
 impl Inventory {
-    /// Loads the inventory from the store.
+    /// Loads the inventory from the store, with ids drawn from the OS.
     pub fn load(store: Store, clock: Arc<dyn Clock>) -> Result<Self, InventoryError> {
-        let mut maps = Maps::default();
-        for rec in store.servers()? {
-            maps.by_name.insert(rec.name.clone(), rec.mac);
-            maps.by_mac.insert(rec.mac, rec);
+        Self::load_with_ids(store, clock, Box::new(rand::random::<u64>))
+    }
+
+    /// Loads the inventory from the store; `ids` is the source of random ids and tokens.
+    pub fn load_with_ids(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        ids: Ids,
+    ) -> Result<Self, InventoryError> {
+        let ledger = store.load_ledger()?;
+        if let Err(why) = ledger.check() {
+            tracing::error!(%why, "the stored ledger is inconsistent");
         }
-        let (changes, _) = broadcast::channel(1024);
+        let (changes, _) = broadcast::channel(4096);
+        let (audit, _) = broadcast::channel(4096);
         Ok(Self {
             store,
             clock,
-            maps: RwLock::new(maps),
-            writer: Mutex::new(()),
+            ledger: RwLock::new(ledger),
+            writer: Mutex::new(ids),
             changes,
+            audit,
+            effects: Mutex::new(None),
+            token_ttl_s: std::sync::atomic::AtomicU64::new(DEFAULT_TOKEN_TTL_S),
         })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
-        self.maps.read().unwrap_or_else(|p| p.into_inner())
+    /// Sets how long enrollment tokens are valid.
+    pub fn set_token_ttl(&self, secs: u64) {
+        self.token_ttl_s
+            .store(secs, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Subscribes to state changes.
+    /// Where effects (wakes) go once their transaction is durable; the daemon's effect loop
+    /// takes the receiver. Without one, effects other than announcements are dropped.
+    pub fn take_effects(&self) -> mpsc::UnboundedReceiver<Effect> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.effects.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Ledger> {
+        self.ledger.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the ledger.
+    pub fn with_ledger<T>(&self, f: impl FnOnce(&Ledger) -> T) -> T {
+        f(&self.read())
+    }
+
+    /// Runs one operation: the rules on the current ledger, then store, flush, publish and
+    /// effects, in that order. Operations are serialized.
+    pub fn transact<T, E>(
+        &self,
+        actor: &str,
+        f: impl FnOnce(&mut Work<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut ids = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let now = self.clock.now_ms();
+        let (out, tx) = {
+            let base = self.read();
+            let mut w = Work::new(&base, now, actor, &mut *ids);
+            let out = f(&mut w)?;
+            (out, w.tx)
+        };
+        if tx.is_empty() {
+            return Ok(out);
+        }
+        let entries = self.store.commit(&tx, now)?;
+        self.store.flush()?;
+        {
+            let mut l = self.ledger.write().unwrap_or_else(|p| p.into_inner());
+            l.apply(&tx);
+            if cfg!(debug_assertions)
+                && let Err(why) = l.check()
+            {
+                tracing::error!(%why, "ledger invariant broken");
+            }
+        }
+        drop(ids);
+        for e in entries {
+            tracing::info!(seq = e.seq, actor = %e.actor, action = %e.action, lease = ?e.lease.map(|l| l.to_string()), server = ?e.server, detail = %e.detail, "audit");
+            let _ = self.audit.send(e);
+        }
+        let effects = self
+            .effects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for eff in tx.effects {
+            if let Effect::ServerChanged { mac, state } = &eff {
+                let _ = self.changes.send(StateChange {
+                    mac: *mac,
+                    state: state.clone(),
+                });
+            }
+            if let Some(chan) = &effects {
+                let _ = chan.send(eff);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Subscribes to server state changes.
     pub fn subscribe(&self) -> broadcast::Receiver<StateChange> {
         self.changes.subscribe()
+    }
+
+    /// Subscribes to new audit entries (lease events, security events).
+    pub fn subscribe_audit(&self) -> broadcast::Receiver<AuditEntry> {
+        self.audit.subscribe()
+    }
+
+    /// The store (audit reads, tokens, CRL).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The clock the inventory stamps with.
@@ -111,22 +248,22 @@ impl Inventory {
 
     /// Looks a server up by name or MAC.
     pub fn find(&self, key: &str) -> Result<ServerRecord, InventoryError> {
-        let maps = self.read();
+        let l = self.read();
         let mac = match key.parse::<MacAddr>() {
             Ok(m) => Some(m),
-            Err(_) => maps.by_name.get(key).copied(),
+            Err(_) => l.by_name.get(key).copied(),
         };
-        mac.and_then(|m| maps.by_mac.get(&m).cloned())
+        mac.and_then(|m| l.servers.get(&m).cloned())
             .ok_or_else(|| InventoryError::NotFound(key.to_string()))
     }
 
     /// The record of `mac`, if known.
     pub fn get(&self, mac: MacAddr) -> Option<ServerRecord> {
-        self.read().by_mac.get(&mac).cloned()
+        self.read().servers.get(&mac).cloned()
     }
 
     /// Adds a server (idle). Persisted before it returns.
-    pub fn add(&self, req: AddServer) -> Result<ServerView, InventoryError> {
+    pub fn add(&self, actor: &str, req: AddServer) -> Result<ServerView, InventoryError> {
         valid_name(&req.name)?;
         if req.mac.is_multicast() || req.mac.octets() == [0; 6] {
             return Err(InventoryError::Invalid {
@@ -142,17 +279,16 @@ impl Inventory {
                 reason: format!("{ip} cannot be leased to a server"),
             });
         }
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        {
-            let maps = self.read();
-            if let Some(m) = maps.by_name.get(&req.name) {
+        self.transact(actor, |w| {
+            let l = w.base();
+            if let Some(m) = l.by_name.get(&req.name) {
                 return Err(InventoryError::Duplicate {
                     what: "name",
-                    value: req.name,
+                    value: req.name.clone(),
                     existing: m.to_string(),
                 });
             }
-            if let Some(r) = maps.by_mac.get(&req.mac) {
+            if let Some(r) = l.servers.get(&req.mac) {
                 return Err(InventoryError::Duplicate {
                     what: "MAC",
                     value: req.mac.to_string(),
@@ -160,7 +296,7 @@ impl Inventory {
                 });
             }
             if let Some(ip) = req.reserved_ip
-                && let Some(r) = maps.by_mac.values().find(|r| r.reserved_ip == Some(ip))
+                && let Some(r) = l.servers.values().find(|r| r.reserved_ip == Some(ip))
             {
                 return Err(InventoryError::Duplicate {
                     what: "reserved address",
@@ -168,92 +304,114 @@ impl Inventory {
                     existing: r.name.clone(),
                 });
             }
-        }
-        let rec = ServerRecord {
-            name: req.name,
-            mac: req.mac,
-            reserved_ip: req.reserved_ip,
-            wol_password: req.wol_password,
-            state: ServerState::Idle,
-            since_ms: self.clock.now_ms(),
-            facts: None,
-        };
-        self.store.put_server(&rec)?;
-        let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
-        maps.by_name.insert(rec.name.clone(), rec.mac);
-        maps.by_mac.insert(rec.mac, rec.clone());
-        Ok(view(&rec, vec![]))
+            let rec = ServerRecord {
+                name: req.name.clone(),
+                mac: req.mac,
+                reserved_ip: req.reserved_ip,
+                wol_password: req.wol_password,
+                state: ServerState::Idle,
+                since_ms: w.now_ms,
+                facts: None,
+                lease: None,
+                cert_serial: None,
+                token_key: None,
+            };
+            w.audit(
+                "server.added",
+                None,
+                Some(&rec.name),
+                None,
+                format!("mac {}", rec.mac),
+            );
+            w.put_server(rec.clone());
+            // A queued lease may be waiting for exactly this server.
+            leases::assign_waiting(w)?;
+            Ok(view(&rec, vec![]))
+        })
     }
 
-    /// Removes a server; refused while it is booting (reset it first).
-    pub fn remove(&self, key: &str) -> Result<ServerRecord, InventoryError> {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+    /// Removes a server; refused while it is booting or leased (reset or release first).
+    pub fn remove(&self, actor: &str, key: &str) -> Result<ServerRecord, InventoryError> {
         let rec = self.find(key)?;
-        if fsm::gate_open(&rec.state) {
-            let boot_id = rec
-                .state
-                .boot_id()
-                .unwrap_or(lm_api::BootId::from_random(0));
-            return Err(InventoryError::Refused {
-                name: rec.name.clone(),
-                refusal: Refusal::Busy {
-                    state: rec.state.name(),
-                    boot_id,
-                },
-            });
-        }
-        self.store.remove_server(rec.mac)?;
-        let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
-        maps.by_name.remove(&rec.name);
-        maps.by_mac.remove(&rec.mac);
-        Ok(rec)
+        self.transact(actor, |w| {
+            let rec = w
+                .server(rec.mac)
+                .ok_or_else(|| InventoryError::NotFound(key.to_string()))?;
+            if let Some(id) = rec.lease {
+                return Err(InventoryError::Invalid {
+                    field: "server",
+                    reason: format!("{} is in lease {id}; release the lease first", rec.name),
+                });
+            }
+            if fsm::gate_open(&rec.state) {
+                return Err(InventoryError::Refused {
+                    name: rec.name.clone(),
+                    refusal: Refusal::Busy {
+                        state: rec.state.name(),
+                        boot_id: rec
+                            .state
+                            .boot_id()
+                            .unwrap_or(lm_api::BootId::from_random(0)),
+                    },
+                });
+            }
+            w.audit("server.removed", None, Some(&rec.name), None, "");
+            w.tx.removed_servers.push(rec.mac);
+            Ok(rec)
+        })
+        .and_then(|rec| {
+            self.store.remove_server(rec.mac)?;
+            Ok(rec)
+        })
     }
 
-    /// Applies a state-machine input; the new state is persisted before it is visible.
+    /// Applies a server state-machine input as the LM itself; the lease of the server follows.
     pub fn apply(
         &self,
         mac: MacAddr,
         input: &Input,
     ) -> Result<Option<ServerState>, InventoryError> {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rec = self
-            .get(mac)
-            .ok_or_else(|| InventoryError::NotFound(mac.to_string()))?;
-        let next = fsm::step(&rec.state, input).map_err(|refusal| InventoryError::Refused {
-            name: rec.name.clone(),
-            refusal,
-        })?;
-        let Some(state) = next else { return Ok(None) };
-        tracing::info!(server = %rec.name, mac = %mac, from = rec.state.name(), to = state.name(), "server state");
-        rec.state = state.clone();
-        rec.since_ms = self.clock.now_ms();
-        self.persist(rec)?;
-        let _ = self.changes.send(StateChange {
-            mac,
-            state: state.clone(),
-        });
-        Ok(Some(state))
+        self.apply_as("lm", mac, input)
+    }
+
+    /// Applies a server input on behalf of `actor`.
+    pub fn apply_as(
+        &self,
+        actor: &str,
+        mac: MacAddr,
+        input: &Input,
+    ) -> Result<Option<ServerState>, InventoryError> {
+        self.transact(actor, |w| {
+            if matches!(input, Input::Reset)
+                && let Some(rec) = w.server(mac)
+                && let Some(id) = rec.lease
+            {
+                return Err(InventoryError::Invalid {
+                    field: "server",
+                    reason: format!(
+                        "{} is in lease {id}; release the lease (it returns the server) instead of resetting it",
+                        rec.name
+                    ),
+                });
+            }
+            let r = w.step_server(mac, input)?;
+            if r.is_some() {
+                leases::server_changed(w, mac)?;
+            }
+            Ok(r)
+        })
     }
 
     /// Stores the facts of an agent hello (persisted before it returns).
     pub fn set_facts(&self, mac: MacAddr, facts: HardwareFacts) -> Result<(), InventoryError> {
-        let _w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rec = self
-            .get(mac)
-            .ok_or_else(|| InventoryError::NotFound(mac.to_string()))?;
-        rec.facts = Some(facts);
-        self.persist(rec)
-    }
-
-    /// Writes a record (flushed) and only then makes it visible. Callers hold `writer`.
-    fn persist(&self, rec: ServerRecord) -> Result<(), InventoryError> {
-        self.store.put_server(&rec)?;
-        self.maps
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_mac
-            .insert(rec.mac, rec);
-        Ok(())
+        self.transact("lm", |w| {
+            let mut rec = w
+                .server(mac)
+                .ok_or_else(|| InventoryError::NotFound(mac.to_string()))?;
+            rec.facts = Some(facts);
+            w.put_server(rec);
+            Ok(())
+        })
     }
 
     /// Appends to the server's timeline, stamped now and with its current boot attempt.
@@ -274,7 +432,7 @@ impl Inventory {
     pub fn list(&self) -> Vec<ServerView> {
         let mut v: Vec<_> = self
             .read()
-            .by_mac
+            .servers
             .values()
             .map(|r| view(r, vec![]))
             .collect();
@@ -297,9 +455,59 @@ impl Inventory {
         Ok(view(&rec, timeline))
     }
 
+    /// A lease as the API shows it.
+    pub fn lease_view(&self, id: LeaseId) -> Option<LeaseView> {
+        let l = self.read();
+        l.leases.get(&id).map(|r| lease_view(&l, r))
+    }
+
+    /// Leases, newest first; only `tenant`'s when given.
+    pub fn leases(&self, tenant: Option<&Name>) -> Vec<LeaseView> {
+        let l = self.read();
+        let mut v: Vec<_> = l
+            .leases
+            .values()
+            .filter(|r| tenant.is_none_or(|t| &r.tenant == t))
+            .map(|r| lease_view(&l, r))
+            .collect();
+        v.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(a.id.cmp(&b.id)));
+        v
+    }
+
     /// Makes the timeline durable (called periodically and at shutdown).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.store.flush()
+    }
+}
+
+/// A lease record as the API shows it.
+pub fn lease_view(l: &Ledger, r: &LeaseRecord) -> LeaseView {
+    LeaseView {
+        id: r.id,
+        tenant: r.tenant.clone(),
+        state: r.state,
+        reason: r.reason.clone(),
+        count: r.count,
+        waiting: r.waiting,
+        servers: r
+            .servers
+            .iter()
+            .filter_map(|m| l.servers.get(m))
+            .map(|s| LeaseServer {
+                name: s.name.clone(),
+                mac: s.mac,
+                state: s.state.name().to_string(),
+                cert_serial: s.cert_serial.clone(),
+            })
+            .collect(),
+        tunnel: r.tunnel,
+        role: r.role.clone(),
+        image: r.image.clone(),
+        created_ms: r.created_ms,
+        starts_ms: r.starts_ms,
+        ends_ms: r.ends_ms,
+        ended_ms: r.ended_ms,
+        renewals: r.renewals,
     }
 }
 
@@ -309,6 +517,7 @@ fn view(r: &ServerRecord, timeline: Vec<TimelineEntry>) -> ServerView {
         mac: r.mac,
         reserved_ip: r.reserved_ip,
         state: r.state.clone(),
+        lease: r.lease,
         since_ms: r.since_ms,
         facts: r.facts.clone(),
         timeline,
@@ -316,9 +525,33 @@ fn view(r: &ServerRecord, timeline: Vec<TimelineEntry>) -> ServerView {
 }
 
 impl BootDirectory for Inventory {
+    fn script_args(&self, mac: MacAddr, _host: &HostBoot) -> Vec<String> {
+        let Some(rec) = self.get(mac) else {
+            return Vec::new();
+        };
+        let Some(lease) = rec.lease else {
+            return Vec::new();
+        };
+        let previous = rec
+            .token_key
+            .as_deref()
+            .and_then(|k| self.store.token(k).ok().flatten());
+        let ttl = self.token_ttl_s.load(std::sync::atomic::Ordering::Relaxed);
+        match self.transact("lm", |w| {
+            Ok::<_, InventoryError>(enroll::mint(w, mac, previous, ttl))
+        }) {
+            Ok(Some(token)) => vec![format!("lm.lease={lease}"), format!("lm.token={token}")],
+            Ok(None) => vec![format!("lm.lease={lease}")],
+            Err(e) => {
+                tracing::error!(%mac, error = %e, "cannot mint an enrollment token");
+                vec![format!("lm.lease={lease}")]
+            }
+        }
+    }
+
     fn lookup(&self, mac: MacAddr) -> Gate {
-        let maps = self.read();
-        let Some(r) = maps.by_mac.get(&mac) else {
+        let l = self.read();
+        let Some(r) = l.servers.get(&mac) else {
             return Gate::Unknown;
         };
         match (&r.state, r.state.boot_id()) {
@@ -346,12 +579,15 @@ mod tests {
     }
 
     fn add(i: &Inventory, name: &str, last: u8) -> Result<ServerView, InventoryError> {
-        i.add(AddServer {
-            name: name.into(),
-            mac: MacAddr([0x52, 0x54, 0, 0, 0, last]),
-            reserved_ip: Some(std::net::Ipv4Addr::new(10, 77, 0, last)),
-            wol_password: None,
-        })
+        i.add(
+            "test",
+            AddServer {
+                name: name.into(),
+                mac: MacAddr([0x52, 0x54, 0, 0, 0, last]),
+                reserved_ip: Some(std::net::Ipv4Addr::new(10, 77, 0, last)),
+                wol_password: None,
+            },
+        )
     }
 
     #[test]
@@ -384,11 +620,11 @@ mod tests {
         let i = inv(dir.path());
         assert!(matches!(i.lookup(mac), Gate::Open(_)));
         assert!(
-            matches!(i.remove("a"), Err(InventoryError::Refused { .. })),
+            matches!(i.remove("test", "a"), Err(InventoryError::Refused { .. })),
             "removing a booting server"
         );
         i.apply(mac, &Input::Reset).unwrap();
-        i.remove("a").unwrap();
+        i.remove("test", "a").unwrap();
         assert_eq!(i.lookup(mac), Gate::Unknown);
     }
 
@@ -402,12 +638,15 @@ mod tests {
         let e = add(&i, "b", 1).unwrap_err().to_string();
         assert!(e.contains("MAC"), "{e}");
         let e = i
-            .add(AddServer {
-                name: "c".into(),
-                mac: MacAddr([0x52, 0x54, 0, 0, 0, 3]),
-                reserved_ip: Some(std::net::Ipv4Addr::new(10, 77, 0, 1)),
-                wol_password: None,
-            })
+            .add(
+                "test",
+                AddServer {
+                    name: "c".into(),
+                    mac: MacAddr([0x52, 0x54, 0, 0, 0, 3]),
+                    reserved_ip: Some(std::net::Ipv4Addr::new(10, 77, 0, 1)),
+                    wol_password: None,
+                },
+            )
             .unwrap_err()
             .to_string();
         assert!(e.contains("reserved address"), "{e}");
@@ -421,12 +660,15 @@ mod tests {
             );
         }
         let e = i
-            .add(AddServer {
-                name: "m".into(),
-                mac: MacAddr([1, 0, 0, 0, 0, 1]),
-                reserved_ip: None,
-                wol_password: None,
-            })
+            .add(
+                "test",
+                AddServer {
+                    name: "m".into(),
+                    mac: MacAddr([1, 0, 0, 0, 0, 1]),
+                    reserved_ip: None,
+                    wol_password: None,
+                },
+            )
             .unwrap_err();
         assert!(matches!(e, InventoryError::Invalid { field: "mac", .. }));
         assert_eq!(i.list().len(), 1);

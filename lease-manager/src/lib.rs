@@ -4,11 +4,11 @@
 //!   [`console::render`].
 //! - Shells: [`store`] (sled, the only crate that touches it), [`inventory`] (in-memory view +
 //!   store; the PXE services' netboot gate), [`events`] (PXE/agent events -> timeline and
-//!   state), [`wake`] (Wake-on-LAN supervisor), [`agent_api`] (HTTPS, [`tls_server`]),
-//!   [`admin_api`] (operator socket), [`boot_http`] (plain HTTP for iPXE), [`daemon`] (wiring).
+//!   state), [`wake`] (Wake-on-LAN supervisor), [`api`] (the `/v1` API over mutual TLS ([`tls_server`]) and the
+//!   operator's local socket), [`ledger`] (leases, pure), [`boot_http`] (plain HTTP for iPXE), [`daemon`] (wiring).
 
-pub mod admin_api;
-pub mod agent_api;
+pub mod api;
+pub mod audit;
 pub mod bench_pxe;
 pub mod boot_http;
 pub mod ca;
@@ -21,7 +21,9 @@ pub mod events;
 pub mod fsm;
 pub mod http_util;
 pub mod inventory;
+pub mod ledger;
 pub mod power;
 pub mod store;
+pub mod store_ledger;
 pub mod tls_server;
 pub mod wake;

@@ -1,14 +1,14 @@
 //! Durable state of the Lease Manager on sled (the only crate that touches sled).
 //!
 //! Trees: `servers` (MAC -> [`ServerRecord`] JSON), `timeline` (MAC ++ sequence -> entry JSON),
-//! `dhcp_leases` (IPv4 -> lease JSON, written by the DHCP server through [`crate::dhcp_store`]).
+//! `dhcp_leases` (IPv4 -> lease JSON, written by the DHCP server through [`crate::dhcp_store`]),
+//! and the ledger's trees (leases, tenants, tokens, revoked, audit, meta: see
+//! [`crate::store_ledger`]).
 //! Every mutation that a caller acknowledges is flushed first (persist, then reply).
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use lm_api::{HardwareFacts, MacAddr, ServerState, TimelineEntry};
-use serde::{Deserialize, Serialize};
+use lm_api::{MacAddr, TimelineEntry};
 
 /// What the store failed at.
 #[derive(Debug, thiserror::Error)]
@@ -29,17 +29,7 @@ pub enum StoreError {
     },
 }
 
-/// A server of the inventory as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerRecord {
-    pub name: String,
-    pub mac: MacAddr,
-    pub reserved_ip: Option<Ipv4Addr>,
-    pub wol_password: Option<MacAddr>,
-    pub state: ServerState,
-    pub since_ms: u64,
-    pub facts: Option<HardwareFacts>,
-}
+pub use crate::ledger::ServerRecord;
 
 /// Most timeline entries kept per server; older ones are dropped (a machine stuck PXE-booting
 /// while idle would otherwise grow its timeline forever).
@@ -50,13 +40,14 @@ const TRIM_EVERY: u64 = 64;
 /// Handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    db: sled::Db,
-    servers: sled::Tree,
+    pub(crate) db: sled::Db,
+    pub(crate) servers: sled::Tree,
     timeline: sled::Tree,
     leases: sled::Tree,
+    pub(crate) ledger: crate::store_ledger::LedgerTrees,
 }
 
-fn db_err(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
+pub(crate) fn db_err(op: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
     move |source| StoreError::Db { op, source }
 }
 
@@ -76,11 +67,13 @@ impl Store {
         let leases = db
             .open_tree("dhcp_leases")
             .map_err(db_err("open dhcp_leases"))?;
+        let ledger = crate::store_ledger::LedgerTrees::open(&db)?;
         Ok(Self {
             db,
             servers,
             timeline,
             leases,
+            ledger,
         })
     }
 
@@ -183,7 +176,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lm_api::EventKind;
+    use lm_api::{EventKind, ServerState};
 
     fn rec(name: &str, last: u8) -> ServerRecord {
         ServerRecord {
@@ -194,6 +187,9 @@ mod tests {
             state: ServerState::Idle,
             since_ms: 1,
             facts: None,
+            lease: None,
+            cert_serial: None,
+            token_key: None,
         }
     }
 

@@ -87,11 +87,12 @@ pub fn start(
     inv: &Arc<Inventory>,
     power: &Arc<dyn PowerDriver>,
     policy: &WakePolicy,
+    actor: &str,
     key: &str,
     boot_id: BootId,
 ) -> Result<BootId, InventoryError> {
     let rec = inv.find(key)?;
-    inv.apply(rec.mac, &Input::Wake { boot_id })?;
+    inv.apply_as(actor, rec.mac, &Input::Wake { boot_id })?;
     tokio::spawn(supervise(
         inv.clone(),
         power.clone(),

@@ -40,6 +40,14 @@ pub struct HostBoot {
 pub trait BootDirectory: Send + Sync + 'static {
     /// The gate for `mac`.
     fn lookup(&self, mac: MacAddr) -> Gate;
+
+    /// Extra `lm.<key>=<value>` kernel command line words for the per-host boot script of an
+    /// open gate (the LM adds the lease and a fresh enrollment token). Called once per script
+    /// request; may write to the LM's store.
+    fn script_args(&self, mac: MacAddr, host: &HostBoot) -> Vec<String> {
+        let _ = (mac, host);
+        Vec::new()
+    }
 }
 
 /// Where the PXE services report what they did (timeline, wake confirmation).

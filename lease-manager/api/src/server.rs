@@ -4,24 +4,51 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AgentPhase, BootId, HardwareFacts, MacAddr};
+use crate::{AgentPhase, BootId, HardwareFacts, LeaseId, MacAddr};
 
-/// Where a server is in its boot life cycle (the lease states come with the lease issue).
+/// Where a server is in its life cycle. Whether it belongs to a lease is kept next to the
+/// state ([`ServerView::lease`]).
+///
+/// ```text
+/// idle -> reserved -> waking -> booting -> enrolling -> tunneling -> transferring -> running
+///   ^                                                                                  |
+///   +------------------------ wiping <- releasing <-------------------------------------+
+/// maintenance boot (no lease): idle -> waking -> booting -> agent-up
+/// off the path: unreachable (no wake confirmed), failed (agent gave up), quarantined (a
+/// released server did not confirm its wipe; an operator must look at it)
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "state")]
 pub enum ServerState {
     /// Powered off or idle; the netboot gate is closed.
     Idle,
+    /// Assigned to a lease, about to be woken.
+    Reserved,
     /// A wake was sent; waiting for the server's DHCPDISCOVER to confirm it.
     Waking { boot_id: BootId, attempt: u32 },
     /// The server is network-booting (seen on DHCP); the gate is open for this boot.
     Booting { boot_id: BootId },
-    /// The agent said hello and reported its facts.
+    /// Maintenance boot (no lease): the agent said hello and reported its facts.
     AgentUp { boot_id: BootId },
+    /// Lease boot: the agent said hello; waiting for it to enroll with its token.
+    Enrolling { boot_id: BootId },
+    /// Enrolled (holds a certificate for the lease); building the tunnel to the tenant.
+    Tunneling { boot_id: BootId },
+    /// Pulling the tenant's sealed image through the tunnel.
+    Transferring { boot_id: BootId },
+    /// Running the tenant's image.
+    Running { boot_id: BootId },
+    /// The lease is over; waiting for the agent to pick that up and wipe.
+    Releasing { boot_id: Option<BootId> },
+    /// The agent is wiping what the lease left on the host.
+    Wiping { boot_id: BootId },
     /// No DHCPDISCOVER came after the whole wake retry budget.
     Unreachable { boot_id: BootId, reason: String },
     /// The agent reported a failure it could not recover from.
     Failed { boot_id: BootId, reason: String },
+    /// Taken out of service until an operator resets it (for example: released but the wipe
+    /// was never confirmed).
+    Quarantined { reason: String },
 }
 
 impl ServerState {
@@ -29,21 +56,35 @@ impl ServerState {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Idle => "idle",
+            Self::Reserved => "reserved",
             Self::Waking { .. } => "waking",
             Self::Booting { .. } => "booting",
             Self::AgentUp { .. } => "agent-up",
+            Self::Enrolling { .. } => "enrolling",
+            Self::Tunneling { .. } => "tunneling",
+            Self::Transferring { .. } => "transferring",
+            Self::Running { .. } => "running",
+            Self::Releasing { .. } => "releasing",
+            Self::Wiping { .. } => "wiping",
             Self::Unreachable { .. } => "unreachable",
             Self::Failed { .. } => "failed",
+            Self::Quarantined { .. } => "quarantined",
         }
     }
 
     /// The boot attempt the state belongs to, if any.
     pub fn boot_id(&self) -> Option<BootId> {
         match self {
-            Self::Idle => None,
+            Self::Idle | Self::Reserved | Self::Quarantined { .. } => None,
+            Self::Releasing { boot_id } => *boot_id,
             Self::Waking { boot_id, .. }
             | Self::Booting { boot_id }
             | Self::AgentUp { boot_id }
+            | Self::Enrolling { boot_id }
+            | Self::Tunneling { boot_id }
+            | Self::Transferring { boot_id }
+            | Self::Running { boot_id }
+            | Self::Wiping { boot_id }
             | Self::Unreachable { boot_id, .. }
             | Self::Failed { boot_id, .. } => Some(*boot_id),
         }
@@ -132,6 +173,9 @@ pub struct ServerView {
     pub reserved_ip: Option<Ipv4Addr>,
     #[serde(flatten)]
     pub state: ServerState,
+    /// The lease the server belongs to, if any.
+    #[serde(default)]
+    pub lease: Option<LeaseId>,
     /// Unix ms of the last state change.
     pub since_ms: u64,
     /// Facts from the latest agent hello.
@@ -191,6 +235,7 @@ mod tests {
             state: ServerState::Booting {
                 boot_id: BootId::from_random(1),
             },
+            lease: None,
             since_ms: 5,
             facts: None,
             timeline: vec![],
@@ -198,7 +243,7 @@ mod tests {
         let j = serde_json::to_string(&v).unwrap();
         assert_eq!(
             j,
-            r#"{"name":"vm1","mac":"02:00:00:00:00:01","reserved_ip":null,"state":"booting","boot_id":"0000000000000001","since_ms":5,"facts":null}"#
+            r#"{"name":"vm1","mac":"02:00:00:00:00:01","reserved_ip":null,"state":"booting","boot_id":"0000000000000001","lease":null,"since_ms":5,"facts":null}"#
         );
         assert_eq!(serde_json::from_str::<ServerView>(&j).unwrap(), v);
     }

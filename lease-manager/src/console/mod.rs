@@ -14,7 +14,7 @@ use lm_api::{AddServer, MacAddr, ServerView};
 
 pub use client::AdminClient;
 
-use crate::admin_api::WakeStarted;
+use crate::api::WakeStarted;
 
 /// `lease-manager server ...`
 #[derive(Debug, Subcommand)]

@@ -101,6 +101,16 @@ fn state_detail(s: &ServerState) -> String {
             format!("unreachable (boot {boot_id}): {reason}")
         }
         ServerState::Failed { boot_id, reason } => format!("failed (boot {boot_id}): {reason}"),
+        ServerState::Quarantined { reason } => format!("quarantined: {reason}"),
+        ServerState::Releasing { boot_id: None } | ServerState::Reserved => s.name().into(),
+        ServerState::Releasing {
+            boot_id: Some(boot_id),
+        }
+        | ServerState::Enrolling { boot_id }
+        | ServerState::Tunneling { boot_id }
+        | ServerState::Transferring { boot_id }
+        | ServerState::Running { boot_id }
+        | ServerState::Wiping { boot_id } => format!("{} (boot {boot_id})", s.name()),
     }
 }
 

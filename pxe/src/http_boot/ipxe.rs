@@ -99,11 +99,34 @@ pub enum ScriptError {
         value: String,
     },
     /// A command-line word the script sets itself.
+    #[error("per-boot word {word:?} is not `lm.<key>=<value>` with a safe value")]
+    BadExtra { word: String },
     #[error("cmdline_base word {word:?} is reserved: the script sets lm.* and initrd= itself")]
     ReservedWord {
         /// The word.
         word: String,
     },
+}
+
+/// A per-boot word must be `lm.<lowercase key>=<1-128 of [A-Za-z0-9._:-]>`.
+fn check_extra(word: &str) -> Result<(), ScriptError> {
+    let ok = word
+        .strip_prefix("lm.")
+        .and_then(|r| r.split_once('='))
+        .is_some_and(|(k, v)| {
+            !k.is_empty()
+                && k.len() <= 16
+                && k.bytes().all(|b| b.is_ascii_lowercase())
+                && !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ScriptError::BadExtra { word: clip(word) })
+    }
 }
 
 fn clip(s: &str) -> String {
@@ -150,8 +173,15 @@ pub struct ScriptTemplate {
 
 /// Bytes of the kernel command line around the base words and the API URL:
 /// `initrd=initrd ` + `lm.url=` + ` lm.boot=<16 hex>` + ` lm.mac=<17>`.
-const FIXED_CMDLINE: usize =
-    "initrd=initrd ".len() + "lm.url=".len() + " lm.boot=".len() + 16 + " lm.mac=".len() + 17;
+/// Room kept for the per-boot words (`lm.lease=`, `lm.token=`) of [`ScriptTemplate::render_with`].
+pub const EXTRA_RESERVE: usize = 192;
+const FIXED_CMDLINE: usize = "initrd=initrd ".len()
+    + "lm.url=".len()
+    + " lm.boot=".len()
+    + 16
+    + " lm.mac=".len()
+    + 17
+    + EXTRA_RESERVE;
 
 impl ScriptTemplate {
     /// Validates the configuration. `cmdline_base` is split on spaces; each word is checked.
@@ -207,19 +237,48 @@ impl ScriptTemplate {
 
     /// The kernel command line after `initrd=initrd`: base words, then the `lm.*` keys.
     pub fn kernel_cmdline(&self, mac: MacAddr, boot_id: BootId) -> String {
+        self.kernel_cmdline_with(mac, boot_id, &[])
+    }
+
+    /// The kernel command line with per-boot words from the LM appended (`lm.lease=`,
+    /// `lm.token=`), already checked by [`check_extra`].
+    fn kernel_cmdline_with(&self, mac: MacAddr, boot_id: BootId, extra: &[String]) -> String {
         let mut words = self.base.clone();
         words.push(format!("lm.url={}", self.api_url));
         words.push(format!("lm.boot={boot_id}"));
         words.push(format!("lm.mac={mac}"));
+        words.extend(extra.iter().cloned());
         words.join(" ")
     }
 
     /// The script for one host; refuses a name that is not a safe script word.
     pub fn render(&self, name: &str, mac: MacAddr, boot_id: BootId) -> Result<String, ScriptError> {
+        self.render_with(name, mac, boot_id, &[])
+    }
+
+    /// The script for one host with per-boot `lm.<key>=<value>` words for the agent.
+    pub fn render_with(
+        &self,
+        name: &str,
+        mac: MacAddr,
+        boot_id: BootId,
+        extra: &[String],
+    ) -> Result<String, ScriptError> {
         check_word(ScriptField::Name, name, MAX_NAME)?;
+        for w in extra {
+            check_extra(w)?;
+        }
+        let extra_len: usize = extra.iter().map(|w| w.len() + 1).sum();
+        if extra_len > EXTRA_RESERVE {
+            return Err(ScriptError::TooLong {
+                field: ScriptField::CmdlineBase,
+                len: extra_len,
+                max: EXTRA_RESERVE,
+            });
+        }
         let host = &self.http_host;
         let dashed = mac.dashed();
-        let cmdline = self.kernel_cmdline(mac, boot_id);
+        let cmdline = self.kernel_cmdline_with(mac, boot_id, extra);
         Ok(format!(
             "#!ipxe\n\
              echo Lease Manager: booting {name} (boot {boot_id})\n\
@@ -260,6 +319,36 @@ mod tests {
              initrd --name initrd http://10.77.0.1:8080/boot/52-54-00-12-34-56/initrd\n\
              boot\n"
         );
+    }
+
+    #[test]
+    fn per_boot_words_are_appended_and_checked() {
+        let t = template();
+        let id = BootId::from_random(1);
+        let extra = vec![
+            "lm.lease=l-0000000000000001".to_string(),
+            format!("lm.token={}", "a".repeat(64)),
+        ];
+        let s = t.render_with("vm1", MAC, id, &extra).unwrap();
+        assert!(
+            s.contains(" lm.mac=52:54:00:12:34:56 lm.lease=l-0000000000000001 lm.token=aaaa"),
+            "{s}"
+        );
+        for bad in [
+            "lease=x",
+            "lm.=x",
+            "lm.Lease=x",
+            "lm.lease=",
+            "lm.lease=a b",
+            "lm.lease=a\nboot",
+            "lm.x=;shell",
+            &format!("lm.t={}", "a".repeat(129)),
+        ] {
+            assert!(
+                t.render_with("vm1", MAC, id, &[bad.to_string()]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -399,6 +488,10 @@ mod tests {
             t.kernel_cmdline(MAC, BootId::from_random(u64::MAX))
         );
         assert!(line.len() <= MAX_CMDLINE, "{}", line.len());
-        assert!(line.len() >= MAX_CMDLINE - 1, "{}", line.len());
+        assert!(
+            line.len() >= MAX_CMDLINE - 1 - EXTRA_RESERVE,
+            "{}",
+            line.len()
+        );
     }
 }

@@ -127,7 +127,11 @@ impl BootHttp {
         let gate = self.directory.lookup(mac);
         let reply = match (&gate, route) {
             (Gate::Open(host), BootRoute::Script(_)) => {
-                match self.template.render(&host.name, mac, host.boot_id) {
+                let extra = self.directory.script_args(mac, host);
+                match self
+                    .template
+                    .render_with(&host.name, mac, host.boot_id, &extra)
+                {
                     Ok(script) => {
                         tracing::info!(%mac, server = %host.name, boot_id = %host.boot_id,
                             "HTTP boot: iPXE script");

@@ -1,0 +1,285 @@
+//! `/v1/agent/*`: the ramdisk agent says hello, enrolls with its token, reports phases and
+//! sends heartbeats. Before enrollment an agent has no certificate and is checked by its boot
+//! attempt; once its server holds an agent certificate, reports and heartbeats must come with
+//! it (the certificate names the lease and the server).
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use lm_api::{
+    AgentAction, AgentPhase, AgentReport, BootId, EnrollRequest, EnrollResponse, EventKind,
+    Heartbeat, HeartbeatResponse, HelloRequest, HelloResponse, MacAddr, ServerState,
+};
+use lm_pki::{Identity, Serial};
+
+use super::{Api, JsonBody, Principal, blocking, inv_err};
+use crate::fsm::Input;
+use crate::http_util::HttpError;
+use crate::inventory::InventoryError;
+use crate::ledger::{ServerRecord, enroll, leases};
+
+/// Checks that the caller may speak for `mac`'s boot `boot_id`; returns the server.
+fn check_agent(
+    api: &Api,
+    p: &Principal,
+    mac: MacAddr,
+    boot_id: BootId,
+) -> Result<ServerRecord, HttpError> {
+    let rec = api.inventory.get(mac).ok_or_else(|| {
+        HttpError::new(
+            StatusCode::NOT_FOUND,
+            format!("{mac} is not in the inventory"),
+        )
+    })?;
+    if rec.state.boot_id() != Some(boot_id) {
+        return Err(HttpError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "boot id {boot_id} is not the current boot attempt of {}",
+                rec.name
+            ),
+        ));
+    }
+    match p {
+        Principal::Agent { lease, server }
+            if server.as_str() != rec.name || rec.lease != Some(*lease) =>
+        {
+            return Err(HttpError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the certificate is for {server} in lease {lease}, not for {} ({})",
+                    rec.name,
+                    rec.lease
+                        .map(|l| l.to_string())
+                        .unwrap_or("no lease".into())
+                ),
+            ));
+        }
+        Principal::Anonymous if rec.cert_serial.is_some() => {
+            return Err(HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "{} is enrolled: its agent must present its certificate",
+                    rec.name
+                ),
+            ));
+        }
+        _ => {}
+    }
+    Ok(rec)
+}
+
+pub(super) async fn hello(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    JsonBody(req): JsonBody<HelloRequest>,
+) -> Result<Json<HelloResponse>, HttpError> {
+    let inv = api.inventory.clone();
+    let mac = req.boot_mac;
+    let rec = inv.get(mac).ok_or_else(|| {
+        HttpError::new(
+            StatusCode::NOT_FOUND,
+            format!("{mac} is not in the inventory"),
+        )
+    })?;
+    if rec.cert_serial.is_some() {
+        check_agent(&api, &p, mac, req.boot_id)?;
+    }
+    let actor = format!("agent:{}", rec.name);
+    let name = blocking(move || {
+        inv.apply_as(
+            &actor,
+            mac,
+            &Input::Hello {
+                boot_id: req.boot_id,
+            },
+        )
+        .map_err(|e| {
+            tracing::warn!(mac = %mac, error = %e, "agent hello refused");
+            inv_err(e)
+        })?;
+        inv.set_facts(mac, req.facts).map_err(inv_err)?;
+        inv.record(
+            mac,
+            EventKind::AgentHello {
+                address: req.address,
+                agent_version: req.agent_version,
+                uptime_ms: req.uptime_ms,
+            },
+        );
+        Ok(rec.name)
+    })
+    .await?;
+    tracing::info!(server = %name, mac = %mac, "agent hello");
+    Ok(Json(HelloResponse {
+        server: name,
+        heartbeat_secs: api.settings.heartbeat_secs,
+    }))
+}
+
+pub(super) async fn enroll(
+    State(api): State<Arc<Api>>,
+    JsonBody(req): JsonBody<EnrollRequest>,
+) -> Result<Json<EnrollResponse>, HttpError> {
+    let api2 = api.clone();
+    let out = blocking(move || {
+        let csr = lm_pki::verify_csr(req.csr_pem.as_bytes());
+        let token = if enroll::well_formed(&req.token) {
+            api2.inventory
+                .store()
+                .token(&enroll::token_key(&req.token))
+                .map_err(|e| inv_err(e.into()))?
+        } else {
+            None
+        };
+        let csr_check = csr.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        let max = api2.settings.agent_cert_max_s;
+        api2.inventory
+            .transact(&format!("agent:{}", req.boot_mac), |w| {
+                let grant = match enroll::decide(w, &req, token, csr_check, max) {
+                    Ok(g) => g,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                let Ok(csr) = &csr else {
+                    return Err(InventoryError::Internal("CSR checked above".into()));
+                };
+                let server = grant
+                    .server
+                    .parse()
+                    .map_err(|e: lm_api::NameError| InventoryError::Internal(e.to_string()))?;
+                let identity = Identity::Agent {
+                    lease: grant.lease,
+                    server,
+                };
+                let now = UNIX_EPOCH + Duration::from_millis(w.now_ms);
+                let not_after = UNIX_EPOCH + Duration::from_millis(grant.not_after_ms);
+                let mut serial = [0u8; 16];
+                serial[..8].copy_from_slice(&w.random().to_be_bytes());
+                serial[8..].copy_from_slice(&w.random().to_be_bytes());
+                let serial = Serial::from_bytes(&serial)
+                    .map_err(|e| InventoryError::Internal(e.to_string()))?;
+                let cert = api2
+                    .ca
+                    .authority()
+                    .issue_for_csr(csr, &identity, now, not_after, serial)
+                    .map_err(|e| InventoryError::Internal(e.to_string()))?;
+                enroll::enrolled(w, &grant, req.boot_id, &cert.serial_hex)?;
+                leases::server_changed(w, grant.mac)?;
+                Ok(Ok(EnrollResponse {
+                    server: grant.server.clone(),
+                    lease: grant.lease,
+                    cert_pem: cert.cert_pem,
+                    serial: cert.serial_hex,
+                    not_after_ms: cert
+                        .not_after
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0),
+                    tunnel: grant.tunnel,
+                    heartbeat_secs: api2.settings.heartbeat_secs,
+                }))
+            })
+            .map_err(inv_err)
+    })
+    .await?;
+    match out {
+        Ok(resp) => {
+            tracing::info!(server = %resp.server, lease = %resp.lease, serial = %resp.serial, "agent enrolled");
+            Ok(Json(resp))
+        }
+        Err(refusal) => {
+            tracing::warn!(error = %refusal, "enrollment refused (security event)");
+            Err(HttpError::new(
+                StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN),
+                format!("enrollment refused: {refusal}"),
+            ))
+        }
+    }
+}
+
+pub(super) async fn report(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    JsonBody(rep): JsonBody<AgentReport>,
+) -> Result<StatusCode, HttpError> {
+    if rep.detail.len() > 4096 {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "detail: longer than 4096 bytes",
+        ));
+    }
+    let rec = check_agent(&api, &p, rep.boot_mac, rep.boot_id)?;
+    let inv = api.inventory.clone();
+    blocking(move || {
+        let actor = format!("agent:{}", rec.name);
+        if rep.phase == AgentPhase::Wipe {
+            let input = if rep.ok {
+                Input::Wiped {
+                    boot_id: rep.boot_id,
+                }
+            } else {
+                Input::AgentGaveUp {
+                    boot_id: rep.boot_id,
+                    reason: format!("wipe failed: {}", rep.detail),
+                }
+            };
+            inv.apply_as(&actor, rep.boot_mac, &input)
+                .map_err(inv_err)?;
+        }
+        // Heartbeats of the ready phase are not timeline material; everything else is.
+        if !(rep.ok && rep.phase == AgentPhase::Ready) {
+            inv.record(
+                rep.boot_mac,
+                EventKind::AgentReport {
+                    phase: rep.phase,
+                    ok: rep.ok,
+                    detail: rep.detail,
+                    attempt: rep.attempt,
+                },
+            );
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn heartbeat(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    JsonBody(hb): JsonBody<Heartbeat>,
+) -> Result<Json<HeartbeatResponse>, HttpError> {
+    let rec = check_agent(&api, &p, hb.boot_mac, hb.boot_id)?;
+    let lease_ends_ms = rec
+        .lease
+        .and_then(|id| api.inventory.lease_view(id))
+        .map(|l| l.ends_ms);
+    let action = match rec.state {
+        ServerState::Releasing { .. } => {
+            // The agent hears about the release now: it is wiping from here on.
+            let inv = api.inventory.clone();
+            let name = rec.name.clone();
+            blocking(move || {
+                inv.apply_as(
+                    &format!("agent:{name}"),
+                    hb.boot_mac,
+                    &Input::WipeStarted {
+                        boot_id: hb.boot_id,
+                    },
+                )
+                .map_err(inv_err)
+            })
+            .await?;
+            AgentAction::Release
+        }
+        ServerState::Wiping { .. } => AgentAction::Release,
+        _ => AgentAction::Continue,
+    };
+    Ok(Json(HeartbeatResponse {
+        action,
+        lease_ends_ms,
+    }))
+}
