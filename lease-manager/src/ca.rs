@@ -1,21 +1,20 @@
-//! The Lease Manager's certificate authority (rcgen, ECDSA P-256).
+//! The Lease Manager's certificate authority on disk (the crypto is `lm_pki::Authority`).
 //!
 //! Created on first start in `<state_dir>/ca/` (`ca.pem` public, `ca.key` mode 0600) and
-//! loaded afterwards. The LM's own TLS server certificate is issued fresh at every start for
-//! the configured API address and kept in memory only. The CA certificate is the only thing
-//! that goes into the initramfs (the agent pins it). IO: reads and writes the two CA files.
+//! loaded afterwards, or imported once from an existing CA certificate and key. The LM's own TLS
+//! server certificate is issued fresh at every start for the configured API address and kept in
+//! memory only. The CA certificate is the only thing that goes into the initramfs (the agent
+//! pins it). IO: reads and writes the two CA files.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
-};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+pub use lm_pki::Leaf;
+use lm_pki::{Authority, AuthorityError};
+use rustls::pki_types::CertificateDer;
 
 /// What went wrong with the CA.
 #[derive(Debug, thiserror::Error)]
@@ -26,36 +25,27 @@ pub enum CaError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not usable as the CA {what}: {source}")]
-    Parse {
+    #[error("{path}: {source}")]
+    Load {
         path: PathBuf,
-        what: &'static str,
-        source: rcgen::Error,
+        source: AuthorityError,
     },
     #[error("{path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")]
     KeyMode { path: PathBuf, mode: u32 },
+    #[error(
+        "{path} already exists: {dir} already holds a CA; import into an empty directory (moving the old CA away invalidates every certificate it issued)"
+    )]
+    Exists { dir: PathBuf, path: PathBuf },
     #[error("certificate generation failed: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(#[from] AuthorityError),
 }
 
 /// The loaded CA.
 #[derive(Debug)]
 pub struct Ca {
-    cert_pem: String,
-    cert_der: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
+    authority: Authority,
     dir: PathBuf,
 }
-
-/// A leaf certificate with its private key (kept in memory).
-#[derive(Debug)]
-pub struct Leaf {
-    pub chain: Vec<CertificateDer<'static>>,
-    pub key: PrivateKeyDer<'static>,
-}
-
-const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-const SERVER_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CaError {
     let path = path.to_path_buf();
@@ -74,37 +64,53 @@ impl Ca {
         if cert_path.exists() {
             return Ok((Self::load(dir, &cert_path, &key_path)?, false));
         }
+        let (authority, key_pem) = Authority::generate(now, serial.into())?;
+        Self::store(dir, authority.cert_pem(), &key_pem)?;
+        Ok((Self::load(dir, &cert_path, &key_path)?, true))
+    }
+
+    /// Imports an existing CA (certificate and key, PEM) into `dir`, which must not hold one.
+    /// The certificate must be a CA allowed to sign certificates and CRLs, and the key its own.
+    pub fn import(dir: &Path, cert_pem_path: &Path, key_pem_path: &Path) -> Result<Self, CaError> {
+        let cert_path = dir.join("ca.pem");
+        let key_path = dir.join("ca.key");
+        for path in [&cert_path, &key_path] {
+            if path.exists() {
+                return Err(CaError::Exists {
+                    dir: dir.to_path_buf(),
+                    path: path.clone(),
+                });
+            }
+        }
+        let cert_pem = fs::read_to_string(cert_pem_path).map_err(io("read", cert_pem_path))?;
+        let key_pem = fs::read_to_string(key_pem_path).map_err(io("read", key_pem_path))?;
+        Authority::from_pem(&cert_pem, &key_pem).map_err(|source| CaError::Load {
+            path: cert_pem_path.to_path_buf(),
+            source,
+        })?;
+        Self::store(dir, &cert_pem, &key_pem)?;
+        Self::load(dir, &cert_path, &key_path)
+    }
+
+    /// Writes the key (0600, never overwriting), then the certificate, which marks the CA as
+    /// complete.
+    fn store(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<(), CaError> {
+        let cert_path = dir.join("ca.pem");
+        let key_path = dir.join("ca.key");
         fs::create_dir_all(dir).map_err(io("create", dir))?;
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "Lease Manager CA");
-        dn.push(DnType::OrganizationName, "lease-appliance");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.not_before = (now - Duration::from_secs(3600)).into();
-        params.not_after = (now + CA_LIFETIME).into();
-        params.serial_number = Some(SerialNumber::from(serial.to_be_bytes().to_vec()));
-        let cert = params.self_signed(&key)?;
-        // Key first, private from birth; then the public certificate marks the CA as complete.
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&key_path)
             .map_err(io("create", &key_path))?;
-        f.write_all(key.serialize_pem().as_bytes())
+        f.write_all(key_pem.as_bytes())
             .map_err(io("write", &key_path))?;
         f.sync_all().map_err(io("sync", &key_path))?;
         let tmp = dir.join("ca.pem.tmp");
-        fs::write(&tmp, cert.pem()).map_err(io("write", &tmp))?;
+        fs::write(&tmp, cert_pem).map_err(io("write", &tmp))?;
         fs::rename(&tmp, &cert_path).map_err(io("rename", &cert_path))?;
-        Ok((Self::load(dir, &cert_path, &key_path)?, true))
+        Ok(())
     }
 
     fn load(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<Self, CaError> {
@@ -120,38 +126,31 @@ impl Ca {
             });
         }
         let key_pem = fs::read_to_string(key_path).map_err(io("read", key_path))?;
-        let key = KeyPair::from_pem(&key_pem).map_err(|source| CaError::Parse {
-            path: key_path.into(),
-            what: "key",
-            source,
-        })?;
         let cert_pem = fs::read_to_string(cert_path).map_err(io("read", cert_path))?;
-        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|source| CaError::Parse {
-            path: cert_path.into(),
-            what: "certificate",
-            source,
-        })?;
-        let der = pem_to_der(&cert_pem).ok_or_else(|| CaError::Parse {
-            path: cert_path.into(),
-            what: "certificate",
-            source: rcgen::Error::CouldNotParseCertificate,
-        })?;
+        let authority =
+            Authority::from_pem(&cert_pem, &key_pem).map_err(|source| CaError::Load {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         Ok(Self {
-            cert_pem,
-            cert_der: der,
-            issuer,
+            authority,
             dir: dir.to_path_buf(),
         })
     }
 
+    /// The CA's crypto (client, agent and CRL issuance).
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> &str {
-        &self.cert_pem
+        self.authority.cert_pem()
     }
 
     /// The CA certificate, DER.
     pub fn cert_der(&self) -> &CertificateDer<'static> {
-        &self.cert_der
+        self.authority.cert_der()
     }
 
     /// Path of the public CA certificate (what the initramfs builder takes).
@@ -166,28 +165,8 @@ impl Ca {
         now: SystemTime,
         serial: u64,
     ) -> Result<Leaf, CaError> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params = CertificateParams::new(sans.to_vec())?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "Lease Manager API");
-        params.distinguished_name = dn;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = (now - Duration::from_secs(3600)).into();
-        params.not_after = (now + SERVER_LIFETIME).into();
-        params.serial_number = Some(SerialNumber::from(serial.to_be_bytes().to_vec()));
-        let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Leaf {
-            chain: vec![cert.der().clone(), self.cert_der.clone()],
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        })
+        Ok(self.authority.issue_server(sans, now, serial.into())?)
     }
-}
-
-fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
-    use rustls::pki_types::pem::PemObject;
-    CertificateDer::pem_slice_iter(pem.as_bytes()).next()?.ok()
 }
 
 #[cfg(test)]
@@ -254,5 +233,61 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("chmod 600"), "{err}");
+    }
+
+    #[test]
+    fn import_validates_and_refuses_an_existing_ca() {
+        let src = tempfile::tempdir().unwrap();
+        let (made, _) = Ca::load_or_create(src.path(), SystemTime::now(), 1).unwrap();
+        let (cert, key) = (src.path().join("ca.pem"), src.path().join("ca.key"));
+
+        let dst = tempfile::tempdir().unwrap();
+        let dir = dst.path().join("ca");
+        let ca = Ca::import(&dir, &cert, &key).unwrap();
+        assert_eq!(ca.cert_pem(), made.cert_pem());
+        let mode = fs::metadata(dir.join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        let (again, created) = Ca::load_or_create(&dir, SystemTime::now(), 2).unwrap();
+        assert!(!created);
+        assert_eq!(again.cert_pem(), made.cert_pem());
+
+        // A second import into the same directory is refused, and changes nothing.
+        let err = Ca::import(&dir, &cert, &key).unwrap_err().to_string();
+        assert!(err.contains("already holds a CA"), "{err}");
+
+        // A key of another CA, or a leaf certificate, is refused before anything is written.
+        let other = tempfile::tempdir().unwrap();
+        Ca::load_or_create(other.path(), SystemTime::now(), 3).unwrap();
+        let fresh = dst.path().join("fresh");
+        let err = Ca::import(&fresh, &cert, &other.path().join("ca.key"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not belong"), "{err}");
+        let id: lm_pki::Identity = "urn:lease-appliance:tenant:t".parse().unwrap();
+        let now = SystemTime::now();
+        let cred = made
+            .authority()
+            .issue_client(
+                &id,
+                now,
+                now + std::time::Duration::from_secs(60),
+                9u64.into(),
+            )
+            .unwrap();
+        fs::write(dst.path().join("leaf.pem"), &cred.cert_pem).unwrap();
+        fs::write(dst.path().join("leaf.key"), &cred.key_pem).unwrap();
+        let err = Ca::import(
+            &fresh,
+            &dst.path().join("leaf.pem"),
+            &dst.path().join("leaf.key"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("CA:TRUE"), "{err}");
+        assert!(!fresh.exists());
     }
 }

@@ -1,5 +1,9 @@
 //! Serves an axum router over TLS (tokio-rustls), one task per connection so a slow
 //! handshake never holds up the others. The rustls configuration lives here and nowhere else.
+//!
+//! Client authentication is offered, not required: tenants, operators and enrolled agents
+//! present a certificate of the LM CA; agents enroll before they have one (their enrollment
+//! token authenticates them). Each request carries a [`Caller`] extension saying which.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +12,8 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::CertificateDer;
+use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -16,12 +22,44 @@ use crate::ca::Leaf;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A rustls server configuration for the LM's own certificate (no client authentication yet).
-pub fn server_config(leaf: Leaf) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+/// Who sent a request, from the TLS connection it came on. Every request served by [`serve`]
+/// has one in its extensions (`axum::Extension<Caller>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// No client certificate (agents before enrollment; anything else must be refused).
+    Anonymous,
+    /// A client certificate that chains to the LM CA and names a caller.
+    Cert(lm_pki::PeerCert),
+}
+
+/// Why the TLS server configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("the LM CA certificate is not usable as the client trust anchor: {0}")]
+    ClientRoot(#[source] rustls::Error),
+    #[error("cannot build the client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("cannot build the TLS server configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// A rustls server configuration for the LM's own certificate that offers client
+/// authentication against `client_roots` (the LM CA) and also admits clients without one.
+pub fn server_config(
+    leaf: Leaf,
+    client_roots: &CertificateDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, TlsConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(client_roots.clone())
+        .map_err(TlsConfigError::ClientRoot)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
+        .allow_unauthenticated()
+        .build()?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(leaf.chain, leaf.key)?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
@@ -64,11 +102,24 @@ async fn connection(
             return;
         }
     };
+    // rustls verified any certificate against the LM CA during the handshake; here it only
+    // has to name a caller.
+    let caller = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+        None => Caller::Anonymous,
+        Some(cert) => match lm_pki::peer_cert(cert) {
+            Ok(p) => Caller::Cert(p),
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "client certificate names no caller; closing");
+                return;
+            }
+        },
+    };
     let service =
         TowerToHyperService::new(router.into_service::<hyper::body::Incoming>().map_request(
             move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
+                req.extensions_mut().insert(caller.clone());
                 req
             },
         ));
@@ -77,3 +128,7 @@ async fn connection(
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
+
+#[cfg(test)]
+#[path = "tls_server_tests.rs"]
+mod tests;
