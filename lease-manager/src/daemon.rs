@@ -28,6 +28,7 @@ use crate::{boot_http, tls_server, wake};
 
 /// Runs the daemon until a termination signal.
 pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    raise_nofile();
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("creating state_dir {}", cfg.state_dir.display()))?;
     std::fs::set_permissions(&cfg.state_dir, std::fs::Permissions::from_mode(0o700))
@@ -225,5 +226,24 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// One socket per connected agent, tenant and operator: lift the soft descriptor limit to the
+/// hard one (the default soft limit of 1024 would cap the fleet well below a rack room).
+fn raise_nofile() {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            let soft = r.rlim_cur;
+            r.rlim_cur = r.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 {
+                tracing::debug!(from = soft, to = r.rlim_max, "raised the open-file limit");
+            }
+        }
     }
 }

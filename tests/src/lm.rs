@@ -78,6 +78,12 @@ pub struct LmOptions {
     pub wake_confirm_ms: u64,
     /// UEFI boot file for plain PXE ROMs.
     pub uefi_file: String,
+    /// Agent heartbeat interval (`[api] heartbeat_secs`).
+    pub heartbeat_secs: u32,
+    /// More TOML appended to the config (whole tables, e.g. `[leases]`).
+    pub extra_toml: String,
+    /// The lease-manager binary (default: the artifacts' debug build).
+    pub bin: Option<PathBuf>,
 }
 
 impl Default for LmOptions {
@@ -87,6 +93,9 @@ impl Default for LmOptions {
             wake_attempts: 3,
             wake_confirm_ms: 30_000,
             uefi_file: "snponly.efi".into(),
+            heartbeat_secs: 2,
+            extra_toml: String::new(),
+            bin: None,
         }
     }
 }
@@ -124,6 +133,9 @@ state_dir = "{state}"
 interface = "{br}"
 address = "{addr}"
 
+[api]
+heartbeat_secs = {heartbeat}
+
 [boot]
 kernel = "{kernel}"
 initrd = "{initrd}"
@@ -151,12 +163,14 @@ pools = [{{ start = "{n0}.{n1}.{n2}.100", end = "{n0}.{n1}.{n2}.199" }}]
             attempts = opts.wake_attempts,
             confirm = opts.wake_confirm_ms,
             uefi = opts.uefi_file,
+            heartbeat = opts.heartbeat_secs,
             n0 = o[0],
             n1 = o[1],
             n2 = o[2],
         );
+        let text = format!("{text}\n{}\n", opts.extra_toml);
         std::fs::write(&config, text)?;
-        let bin = art.lease_manager();
+        let bin = opts.bin.clone().unwrap_or_else(|| art.lease_manager());
         let mut cmd = Command::new(&bin);
         cmd.arg("--config")
             .arg(&config)

@@ -5,6 +5,7 @@
 
 pub mod dhcp;
 pub mod dhcp_latency;
+pub mod fleet;
 pub mod perfdhcp;
 pub mod report;
 pub mod tftp;

@@ -57,6 +57,9 @@ enum Cmd {
         /// Seconds per perfdhcp step.
         #[arg(long, default_value_t = 5)]
         secs: u32,
+        /// Simulated agents for `fleet`.
+        #[arg(long, default_value_t = 1000)]
+        agents: u32,
     },
     /// Send a Wake-on-LAN magic packet out of an interface inside a namespace.
     Wake {
@@ -80,6 +83,8 @@ enum BenchWhat {
     All,
     Dhcp,
     Tftp,
+    /// 1,000 simulated agents enrolling at once (fleet-sim).
+    Fleet,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -143,7 +148,8 @@ fn main() -> Result<()> {
             what,
             lease_manager,
             secs,
-        } => bench(what, lease_manager, secs),
+            agents,
+        } => bench(what, lease_manager, secs, agents),
         Cmd::Demo {
             artifacts,
             uefi,
@@ -242,8 +248,8 @@ fn up(vms: u8, uefi: bool, power_on: bool, log_dir: Option<PathBuf>) -> Result<(
     Ok(())
 }
 
-fn bench(what: BenchWhat, lm: Option<PathBuf>, secs: u32) -> Result<()> {
-    use lab::bench::{dhcp, report, tftp};
+fn bench(what: BenchWhat, lm: Option<PathBuf>, secs: u32, agents: u32) -> Result<()> {
+    use lab::bench::{dhcp, fleet, report, tftp};
     let lm = lm.unwrap_or_else(|| PathBuf::from("target/release/lease-manager"));
     anyhow::ensure!(
         lm.exists(),
@@ -264,6 +270,17 @@ fn bench(what: BenchWhat, lm: Option<PathBuf>, secs: u32) -> Result<()> {
     }
     if matches!(what, BenchWhat::All | BenchWhat::Tftp) {
         out.push_str(&report::tftp(&tftp::bench(&lm)?));
+        out.push('\n');
+    }
+    if matches!(what, BenchWhat::All | BenchWhat::Fleet) {
+        let sim = lm.with_file_name("fleet-sim");
+        anyhow::ensure!(
+            sim.exists(),
+            "{} not found: build it with cargo build --release -p fleet-sim",
+            sim.display()
+        );
+        let art = lab::Artifacts::locate()?;
+        out.push_str(&fleet::report(&fleet::bench(&art, &lm, &sim, agents)?));
     }
     println!("{out}");
     Ok(())
