@@ -3,7 +3,8 @@
 //! - [`dhcp`]: a pure DHCPv4 engine (`request + lease view + gate + now -> decision`) and the
 //!   UDP socket shell around it, with leases persisted through [`dhcp::LeaseStore`] before any
 //!   ACK leaves.
-//! - [`tftp`]: a read-only TFTP server (async-tftp) with a strict path mapping.
+//! - [`tftp`]: a read-only TFTP server (a pure RFC 1350/2347/7440 transfer state machine, one
+//!   thread and socket per transfer) with a strict path mapping.
 //! - [`http_boot`]: the per-host iPXE script and the kernel/initramfs with Range support, as a
 //!   framework-free request -> reply function; the LM's HTTP listener does the IO.
 //! - [`gate`]: the contract with the LM (who may boot, and where events go).

@@ -1,68 +1,107 @@
-//! [`ReadOnlyHandler`]: the async-tftp [`Handler`] of the appliance. Read requests are mapped
+//! [`ReadOnlyHandler`]: the policy of the appliance's TFTP server. Read requests are mapped
 //! with [`map_path`](super::path::map_path), opened with
-//! [`open_in_root`](super::path::open_in_root) on a blocking thread, and streamed through a
-//! [`FetchReader`] that reports the transfer; write requests are refused with an access
-//! violation. Refusals are logged at warn with the client address and the reason.
+//! [`open_in_root`](super::path::open_in_root), and handed to the transfer with a
+//! [`FetchReport`] that reports them; write requests are refused with an access violation.
+//! Refusals are logged at warn with the client address and the reason.
 //!
 //! TFTP carries no MAC, so events are attributed with a `client_mac` lookup (the DHCP lease
-//! table); an event is recorded only when the lookup knows the client. Does file IO (through
-//! `blocking`), no socket IO.
+//! table); an event is recorded only when the lookup knows the client. Does file IO (on the
+//! transfer's thread), no socket IO.
 
 use std::fs::File;
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use async_tftp::packet;
-use async_tftp::server::Handler;
-use blocking::Unblock;
 use lm_api::{BootEvent, EventKind, MacAddr};
 
-use super::fetch_reader::{FetchReader, FetchReport};
+use super::packet::ErrorCode;
 use super::path::{OpenedFile, ResolveError, display_name, map_path, open_in_root};
+use super::report::FetchReport;
 use crate::gate::EventSink;
 
 /// Looks up the MAC of a client address (the DHCP lease table provides it).
 pub type ClientMac = Arc<dyn Fn(Ipv4Addr) -> Option<MacAddr> + Send + Sync>;
 
-/// Read-ahead buffer between the blocking file reader and the transfer (per transfer).
-const READ_AHEAD: usize = 256 * 1024;
-/// Files up to this size are read into memory at open: boot loaders and kernels are small, and
-/// a lock-step transfer then costs no thread hand-off per block. Larger files are streamed.
-const IN_MEMORY_MAX: u64 = 64 * 1024 * 1024;
+/// Bytes read from the file at a time (per transfer): a 1468-byte lock-step transfer makes
+/// one `pread` per 178 blocks, and nothing is read before the first block is due.
+const CHUNK: usize = 256 * 1024;
 
-/// The data of one transfer: in memory, or streamed from the blocking pool.
+/// The bytes of one transfer: the open file, read a chunk at a time at the requested offset
+/// (so retransmissions, which go back at most one window, read again what they need).
 #[derive(Debug)]
-pub enum FileSource {
-    /// The whole file, read at open.
-    Memory(futures_lite::io::Cursor<Vec<u8>>),
-    /// Read ahead by a blocking thread.
-    Stream(Unblock<File>),
+pub struct FileData {
+    file: File,
+    len: u64,
+    chunk: Vec<u8>,
+    chunk_start: u64,
 }
 
-impl futures_lite::AsyncRead for FileSource {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut [u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            FileSource::Memory(c) => std::pin::Pin::new(c).poll_read(cx, buf),
-            FileSource::Stream(u) => std::pin::Pin::new(u).poll_read(cx, buf),
+impl FileData {
+    /// Serves the first `len` bytes of `file` (a file that grew after the stat is served as it
+    /// was measured, which is what `tsize` said).
+    pub fn new(file: File, len: u64) -> Self {
+        Self {
+            file,
+            len,
+            chunk: Vec::new(),
+            chunk_start: 0,
         }
     }
+
+    /// Fills `out` with the bytes at `offset`; reading past `len`, or a file that shrank since
+    /// the open, is an error.
+    pub fn read_at(&mut self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let end = offset
+            .checked_add(out.len() as u64)
+            .filter(|end| *end <= self.len)
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        let chunk_end = self.chunk_start + self.chunk.len() as u64;
+        if offset < self.chunk_start || end > chunk_end {
+            let want = (self.len - offset).min(CHUNK as u64).max(out.len() as u64);
+            self.chunk.resize(want as usize, 0);
+            self.chunk_start = offset;
+            if let Err(e) = self.file.read_exact_at(&mut self.chunk, offset) {
+                self.chunk.clear();
+                return Err(e);
+            }
+        }
+        let at = (offset - self.chunk_start) as usize;
+        out.copy_from_slice(&self.chunk[at..at + out.len()]);
+        Ok(())
+    }
 }
 
-fn load(file: File, len: u64) -> std::io::Result<FileSource> {
-    use std::io::Read;
-    if len > IN_MEMORY_MAX {
-        return Ok(FileSource::Stream(Unblock::with_capacity(READ_AHEAD, file)));
-    }
-    let mut data = Vec::with_capacity(len as usize);
-    // `take`: a file that grew after the stat is served as it was measured (tsize).
-    file.take(len).read_to_end(&mut data)?;
-    Ok(FileSource::Memory(futures_lite::io::Cursor::new(data)))
+/// A read the handler accepted: the bytes, their length, and the report of its end.
+#[derive(Debug)]
+pub struct OpenedRead {
+    /// The file's bytes.
+    pub data: FileData,
+    /// The length served (and answered as `tsize`).
+    pub len: u64,
+    /// Where the end of the transfer is reported.
+    pub report: FetchReport,
 }
+
+/// A refused request: the ERROR packet to send. Already logged and reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The TFTP error code.
+    pub code: ErrorCode,
+    /// Its message.
+    pub message: &'static str,
+}
+
+const NOT_FOUND: Refusal = Refusal {
+    code: ErrorCode::FileNotFound,
+    message: "File not found",
+};
+const ACCESS: Refusal = Refusal {
+    code: ErrorCode::AccessViolation,
+    message: "Access violation",
+};
 
 /// A read-only handler serving regular files under one canonical root.
 pub struct ReadOnlyHandler {
@@ -95,7 +134,8 @@ impl ReadOnlyHandler {
         &self.root
     }
 
-    fn mac_of(&self, client: &SocketAddr) -> Option<MacAddr> {
+    /// The MAC the lookup gives for `client` (IPv4, or IPv4-mapped IPv6).
+    pub fn mac_of(&self, client: &SocketAddr) -> Option<MacAddr> {
         let ip = match client.ip() {
             IpAddr::V4(ip) => Some(ip),
             IpAddr::V6(ip) => ip.to_ipv4_mapped(),
@@ -116,13 +156,8 @@ impl ReadOnlyHandler {
         }
     }
 
-    /// Maps and opens a read request. Errors are the TFTP error to send, already logged and
-    /// reported.
-    async fn open(
-        &self,
-        client: &SocketAddr,
-        requested: &Path,
-    ) -> Result<(FetchReader<FileSource>, u64), packet::Error> {
+    /// Maps and opens a read request (file IO: call it off any event loop).
+    pub fn open_read(&self, client: &SocketAddr, requested: &Path) -> Result<OpenedRead, Refusal> {
         let mac = self.mac_of(client);
         let shown = display_name(requested.as_os_str());
         let mac_s = mac
@@ -134,23 +169,20 @@ impl ReadOnlyHandler {
                 tracing::warn!(%client, mac = %mac_s, file = %shown, reason = %refused,
                     "TFTP read refused");
                 self.record_failure(mac, shown);
-                return Err(packet::Error::PermissionDenied);
+                return Err(ACCESS);
             }
         };
-        let root = self.root.clone();
-        let job = mapped.clone();
-        let opened = blocking::unblock(move || open_in_root(&root, &job)).await;
-        let OpenedFile { file, len, path } = match opened {
+        let OpenedFile { file, len, path } = match open_in_root(&self.root, &mapped) {
             Ok(opened) => opened,
             Err(err) => {
                 let reply = match &err {
                     ResolveError::Missing { .. } | ResolveError::NotAFile { .. } => {
                         tracing::info!(%client, mac = %mac_s, reason = %err, "TFTP file not found");
-                        packet::Error::FileNotFound
+                        NOT_FOUND
                     }
                     ResolveError::OutsideRoot { .. } | ResolveError::Io { .. } => {
                         tracing::warn!(%client, mac = %mac_s, reason = %err, "TFTP read refused");
-                        packet::Error::PermissionDenied
+                        ACCESS
                     }
                 };
                 self.record_failure(mac, mapped.as_str().to_owned());
@@ -159,150 +191,19 @@ impl ReadOnlyHandler {
         };
         tracing::info!(%client, mac = %mac_s, file = %mapped.as_str(), path = %path.display(),
             bytes = len, "TFTP read starts");
-        let source = match blocking::unblock(move || load(file, len)).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(%client, mac = %mac_s, file = %mapped.as_str(), error = %e, "TFTP read failed");
-                self.record_failure(mac, mapped.as_str().to_owned());
-                return Err(packet::Error::PermissionDenied);
-            }
-        };
+        let data = FileData::new(file, len);
         let report = FetchReport::new(self.sink.clone(), *client, mac, mapped.as_str().to_owned());
-        Ok((FetchReader::new(source, report), len))
-    }
-}
-
-impl Handler for ReadOnlyHandler {
-    type Reader = FetchReader<FileSource>;
-    type Writer = futures_lite::io::Sink;
-
-    async fn read_req_open(
-        &mut self,
-        client: &SocketAddr,
-        path: &Path,
-    ) -> Result<(Self::Reader, Option<u64>), packet::Error> {
-        let (reader, len) = self.open(client, path).await?;
-        Ok((reader, Some(len)))
+        Ok(OpenedRead { data, len, report })
     }
 
-    async fn write_req_open(
-        &mut self,
-        client: &SocketAddr,
-        path: &Path,
-        _size: Option<u64>,
-    ) -> Result<Self::Writer, packet::Error> {
-        tracing::warn!(%client, file = %display_name(path.as_os_str()),
+    /// Refuses a write request (the server is read-only) and logs it.
+    pub fn refuse_write(&self, client: &SocketAddr, requested: &Path) -> Refusal {
+        tracing::warn!(%client, file = %display_name(requested.as_os_str()),
             "TFTP write refused: the server is read-only");
-        Err(packet::Error::PermissionDenied)
+        ACCESS
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::gate::RecordingSink;
-    use futures_lite::future::block_on;
-    use futures_lite::io::AsyncReadExt;
-
-    const MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
-
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        sink: Arc<RecordingSink>,
-        handler: ReadOnlyHandler,
-    }
-
-    fn fixture() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let root = std::fs::canonicalize(dir.path()).unwrap();
-        std::fs::write(root.join("ipxe.efi"), vec![9u8; 3000]).unwrap();
-        let sink = Arc::new(RecordingSink::default());
-        let lookup: ClientMac =
-            Arc::new(|ip: Ipv4Addr| (ip == Ipv4Addr::new(10, 77, 0, 50)).then_some(MAC));
-        let handler = ReadOnlyHandler::new(root, sink.clone(), lookup);
-        Fixture {
-            _dir: dir,
-            sink,
-            handler,
-        }
-    }
-
-    fn known() -> SocketAddr {
-        "10.77.0.50:1234".parse().unwrap()
-    }
-
-    fn code(e: &packet::Error) -> &'static str {
-        match e {
-            packet::Error::FileNotFound => "not-found",
-            packet::Error::PermissionDenied => "access",
-            _ => "other",
-        }
-    }
-
-    #[test]
-    fn reads_a_file_and_reports_it() {
-        let mut f = fixture();
-        let (mut reader, size) =
-            block_on(f.handler.read_req_open(&known(), Path::new("/ipxe.efi")))
-                .unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(size, Some(3000));
-        let mut data = Vec::new();
-        block_on(reader.read_to_end(&mut data)).unwrap();
-        assert_eq!(data, vec![9u8; 3000]);
-        let kind = EventKind::TftpFetch {
-            file: "ipxe.efi".into(),
-            bytes: 3000,
-            ok: true,
-        };
-        assert_eq!(f.sink.events(), vec![BootEvent { mac: MAC, kind }]);
-    }
-
-    #[test]
-    fn v4_mapped_v6_clients_are_attributed() {
-        let f = fixture();
-        let v6: SocketAddr = "[::ffff:10.77.0.50]:1234".parse().unwrap();
-        assert_eq!(f.handler.mac_of(&v6), Some(MAC));
-        let other: SocketAddr = "[fd99::5]:1234".parse().unwrap();
-        assert_eq!(f.handler.mac_of(&other), None);
-    }
-
-    #[test]
-    fn refusals_get_access_violation_and_a_failed_event() {
-        let mut f = fixture();
-        for name in [
-            "../../etc/passwd",
-            "..\\..\\etc\\passwd",
-            "C:\\boot.ini",
-            "",
-        ] {
-            let err = block_on(f.handler.read_req_open(&known(), Path::new(name))).err();
-            assert_eq!(err.as_ref().map(code), Some("access"), "{name:?}");
-        }
-        let events = f.sink.events();
-        assert_eq!(events.len(), 4);
-        assert!(events.iter().all(|e| matches!(
-            &e.kind,
-            EventKind::TftpFetch {
-                bytes: 0,
-                ok: false,
-                ..
-            }
-        )));
-    }
-
-    #[test]
-    fn missing_files_are_not_found_and_unknown_clients_not_reported() {
-        let mut f = fixture();
-        let stranger: SocketAddr = "10.77.0.99:1".parse().unwrap();
-        let err = block_on(f.handler.read_req_open(&stranger, Path::new("/etc/passwd"))).err();
-        assert_eq!(err.as_ref().map(code), Some("not-found"));
-        assert!(f.sink.events().is_empty());
-    }
-
-    #[test]
-    fn writes_are_refused() {
-        let mut f = fixture();
-        let err = block_on(f.handler.write_req_open(&known(), Path::new("x"), Some(1))).err();
-        assert_eq!(err.as_ref().map(code), Some("access"));
-    }
-}
+#[path = "handler_tests.rs"]
+mod tests;

@@ -26,7 +26,7 @@ pub enum PathRefused {
     /// The name is empty.
     #[error("the file name is empty")]
     Empty,
-    /// The name is not UTF-8 (async-tftp drops such packets; refused here too).
+    /// The name is not UTF-8.
     #[error("the file name is not UTF-8")]
     NotUtf8,
     /// The name is longer than [`MAX_NAME_BYTES`].
@@ -128,7 +128,7 @@ pub fn map_request(root: &Path, requested: &str) -> Result<RelPath, PathRefused>
     Ok(RelPath { rel, joined })
 }
 
-/// [`map_request`] for the `&Path` async-tftp hands to a handler: non-UTF-8 is refused.
+/// [`map_request`] for a name as raw bytes (the request's): non-UTF-8 is refused.
 pub fn map_path(root: &Path, requested: &Path) -> Result<RelPath, PathRefused> {
     let name = requested.to_str().ok_or(PathRefused::NotUtf8)?;
     map_request(root, name)

@@ -1,5 +1,5 @@
-//! Real transfers over 127.0.0.1: async-tftp with the [`ReadOnlyHandler`] as the server, the
-//! blocking [`test_client`](super::test_client) as the client.
+//! Real transfers over 127.0.0.1: the [`TftpService`] as the server, the blocking
+//! [`test_client`](super::test_client) as the client.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -19,13 +19,6 @@ struct Lab {
     addr: SocketAddr,
     sink: Arc<RecordingSink>,
     kernel: Vec<u8>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// Deterministic, non-repeating-looking bytes (so a misplaced block shows up).
@@ -56,17 +49,13 @@ async fn lab(options: TftpOptions) -> Lab {
         .await
         .unwrap();
     let addr = service.local_addr();
-    let task = tokio::spawn(async move {
-        if let Err(e) = service.serve().await {
-            panic!("TFTP server stopped: {e}");
-        }
-    });
+    // The thread outlives the test (it blocks on its socket); the process ends it.
+    service.serve_on_thread().unwrap();
     Lab {
         _dir: dir,
         addr,
         sink,
         kernel,
-        task,
     }
 }
 
