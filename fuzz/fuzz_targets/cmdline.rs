@@ -1,7 +1,8 @@
 //! Fuzz target: arbitrary bytes as the kernel command line (`/proc/cmdline`) of the ramdisk agent.
 //!
 //! Checks that the word splitter and `AgentArgs::parse` never panic, that words never outgrow
-//! the input, and that accepted arguments survive a render-and-parse round trip.
+//! the input, that accepted arguments survive a render-and-parse round trip, and that the
+//! enrollment token never shows in `Debug` or in an error.
 #![no_main]
 
 use agent_core::AgentArgs;
@@ -16,18 +17,43 @@ fuzz_target!(|data: &[u8]| {
     }
     match AgentArgs::parse(data) {
         Ok(args) => {
-            let line = format!(
+            let mut line = format!(
                 "lm.url={} lm.boot={} lm.mac={} lm.poweroff={}",
                 args.lm_url, args.boot_id, args.boot_mac, args.poweroff_after_secs
             );
+            if let Some(e) = &args.enrollment {
+                assert!(!format!("{args:?}").contains(e.token.expose()));
+                line.push_str(&format!(
+                    " lm.lease={} lm.token={}",
+                    e.lease,
+                    e.token.expose()
+                ));
+            }
             let again = AgentArgs::parse(line.as_bytes()).expect("rendered arguments parse");
             assert_eq!(again.lm_url, args.lm_url);
             assert_eq!(again.boot_id, args.boot_id);
             assert_eq!(again.boot_mac, args.boot_mac);
             assert_eq!(again.poweroff_after_secs, args.poweroff_after_secs);
+            assert_eq!(again.enrollment, args.enrollment);
         }
         Err(e) => {
-            let _ = e.to_string();
+            let text = e.to_string();
+            // A 64-hex-character run in an error would be a leaked token.
+            let hex_run = text
+                .as_bytes()
+                .split(|b| !b.is_ascii_hexdigit())
+                .any(|run| run.len() >= 64);
+            assert!(
+                !hex_run
+                    || !matches!(
+                        e,
+                        agent_core::CmdlineError::Malformed {
+                            key: "lm.token",
+                            ..
+                        }
+                    ),
+                "{text}"
+            );
         }
     }
 });

@@ -44,6 +44,9 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.path == "/v1/agent/hello":
             out = json.dumps({"server": "vm-smoke", "heartbeat_secs": 1}).encode()
             self.send_response(200)
+        elif self.path == "/v1/agent/heartbeat":
+            out = json.dumps({"action": "continue", "lease_ends_ms": None}).encode()
+            self.send_response(200)
         else:
             out = b""
             self.send_response(204)
@@ -79,7 +82,7 @@ for want in "AGENT-PHASE link ok iface=agv0" "AGENT-PHASE dhcp ok iface=agv0 add
             "AGENT-PHASE hello ok server=vm-smoke" "AGENT-READY server=vm-smoke address=10.99.7."; do
   grep -qF "$want" "$work/console" || { echo "MISSING: $want"; fail=1; }
 done
-grep -q '/v1/agent/report .*"phase":"ready","ok":true' "$work/lm.log" || { echo "MISSING: heartbeat"; fail=1; }
+grep -q '/v1/agent/heartbeat .*"uptime_ms"' "$work/lm.log" || { echo "MISSING: heartbeat"; fail=1; }
 grep -q 'vendor class: lease-agent' "$work/dnsmasq.log" || { echo "MISSING: option 60 at dnsmasq"; fail=1; }
 [ $fail = 0 ] && echo "SMOKE OK"
 exit $fail

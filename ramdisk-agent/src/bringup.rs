@@ -1,6 +1,8 @@
 //! The bring-up loop: runs each phase, prints its markers, reports failures to the LM when it is
 //! reachable, and follows [`agent_core::Sequence`] until the agent is ready (then it sends
-//! heartbeats forever) or must power off (then it returns the reason).
+//! heartbeats until the LM releases the server, wipes, and returns) or must power off (then it
+//! returns the reason). On a leased boot the enrollment comes between hello and ready, and
+//! every request after it goes with the agent certificate.
 //!
 //! Does IO (through the phase modules). Per-phase waits are bounded by what is left of the
 //! `lm.poweroff` deadline.
@@ -9,15 +11,15 @@ use std::time::Duration;
 
 use agent_core::cmdline::{DEFAULT_POWEROFF_SECS, MAX_CMDLINE};
 use agent_core::dhcp_client::Lease;
-use agent_core::{AgentArgs, LogLevel, Next, Outcome, Policy, Sequence};
+use agent_core::{AgentArgs, Enrollment, LogLevel, Next, Outcome, Policy, Sequence};
 use anyhow::{Context, anyhow};
-use lm_api::{AgentPhase, HardwareFacts, HelloResponse};
+use lm_api::{AgentPhase, EnrollResponse, HardwareFacts, HelloResponse};
 
 use crate::hello::{self, Failure};
 use crate::https::LmClient;
 use crate::net::{dhcp, link};
 use crate::pid1::Mode;
-use crate::{console, facts, modules, pid1, sys};
+use crate::{console, facts, lease, modules, pid1, sys};
 
 /// How the binary was started.
 #[derive(Debug, Clone)]
@@ -43,6 +45,12 @@ struct Agent<'a> {
     lease: Option<Lease>,
     facts: HardwareFacts,
     lm: Option<LmClient>,
+    /// `lm.lease` + `lm.token`, kept apart from `args` so copies of those never hold the token.
+    enrollment: Option<Enrollment>,
+    hello: Option<HelloResponse>,
+    /// The key pair being enrolled (kept across enrollment retries).
+    agent_key: Option<lease::AgentKey>,
+    enrolled: Option<EnrollResponse>,
 }
 
 fn fail(outcome: Outcome, error: anyhow::Error) -> Failure {
@@ -77,7 +85,9 @@ impl Agent<'_> {
             Some(text) => text.clone().into_bytes(),
             None => read_cmdline().map_err(|e| fail(Outcome::Fatal, e))?,
         };
-        let args = AgentArgs::parse(&line).map_err(|e| fail(Outcome::Fatal, e.into()))?;
+        let mut args = AgentArgs::parse(&line).map_err(|e| fail(Outcome::Fatal, e.into()))?;
+        self.enrollment = args.enrollment.take();
+        seq.set_enroll(self.enrollment.is_some());
         (self.set_level)(args.log_level);
         if !args.ignored_lm_keys.is_empty() {
             tracing::info!(
@@ -87,8 +97,14 @@ impl Agent<'_> {
         }
         seq.set_deadline(Duration::from_secs(u64::from(args.poweroff_after_secs)));
         detail += &format!(
-            "boot={} mac={} lm={} poweroff_after={}s",
-            args.boot_id, args.boot_mac, args.lm_url, args.poweroff_after_secs
+            "boot={} mac={} lm={} poweroff_after={}s lease={}",
+            args.boot_id,
+            args.boot_mac,
+            args.lm_url,
+            args.poweroff_after_secs,
+            self.enrollment
+                .as_ref()
+                .map_or("none".into(), |e| e.lease.to_string())
         );
         self.args = Some(args);
         Ok(detail)
@@ -156,28 +172,86 @@ impl Agent<'_> {
                     "server={} heartbeat_secs={}",
                     answer.server, answer.heartbeat_secs
                 );
-                self.ready(answer, address, detail)
+                self.hello = Some(answer);
+                Ok(detail)
             }
-            AgentPhase::Ready => Err(fail(
+            AgentPhase::Enroll => {
+                let args = self.args()?.clone();
+                let lm = self
+                    .lm
+                    .as_ref()
+                    .ok_or_else(|| fail(Outcome::Fatal, anyhow!("no LM client")))?;
+                let enrollment = self.enrollment.as_mut().ok_or_else(|| {
+                    fail(Outcome::Fatal, anyhow!("no lm.lease on the command line"))
+                })?;
+                let (mtls, answer) = lease::enroll(
+                    lm,
+                    &args,
+                    enrollment,
+                    &mut self.agent_key,
+                    hello::timeouts(remaining),
+                )?;
+                console::enrolled(
+                    &answer.lease,
+                    &answer.server,
+                    &answer.serial,
+                    answer.not_after_ms,
+                );
+                let detail = format!(
+                    "lease={} server={} serial={} not_after_ms={} heartbeat_secs={}",
+                    answer.lease,
+                    answer.server,
+                    answer.serial,
+                    answer.not_after_ms,
+                    answer.heartbeat_secs
+                );
+                self.lm = Some(mtls);
+                self.enrolled = Some(answer);
+                Ok(detail)
+            }
+            AgentPhase::Ready | AgentPhase::Wipe => Err(fail(
                 Outcome::Fatal,
-                anyhow!("ready is entered from hello only"),
+                anyhow!("phase {} is not run by the bring-up loop", phase.as_str()),
             )),
         }
     }
 
-    /// Hello accepted: prints the hello and ready markers and sends heartbeats forever.
-    fn ready(&self, answer: HelloResponse, address: std::net::Ipv4Addr, detail: String) -> ! {
-        console::phase_ok(AgentPhase::Hello, &detail);
+    /// Bring-up done: prints the ready markers, sends heartbeats until the LM releases the
+    /// server, wipes, and returns the power-off reason (already printed).
+    fn ready(&mut self) -> String {
+        let (Some(args), Some(hello), Some(address)) = (
+            self.args.clone(),
+            self.hello.as_ref(),
+            self.lease.as_ref().map(|l| l.address),
+        ) else {
+            let reason = "ready without a hello: this is a bug".to_string();
+            console::poweroff(&reason);
+            return reason;
+        };
+        let server = hello.server.clone();
+        let heartbeat_secs = self
+            .enrolled
+            .as_ref()
+            .map_or(hello.heartbeat_secs, |e| e.heartbeat_secs);
         console::phase_start(AgentPhase::Ready);
         console::phase_ok(
             AgentPhase::Ready,
-            &format!("heartbeat_secs={}", answer.heartbeat_secs),
+            &format!(
+                "heartbeat_secs={heartbeat_secs} client_cert={}",
+                self.lm.as_ref().is_some_and(LmClient::has_client_cert)
+            ),
         );
-        console::ready(&answer.server, address);
-        match (self.lm.as_ref(), self.args.as_ref()) {
-            (Some(lm), Some(args)) => hello::heartbeat_forever(lm, args, &answer),
-            _ => pid1::hang(),
-        }
+        console::ready(&server, address);
+        let Some(lm) = self.lm.take() else {
+            let reason = "ready without an LM client: this is a bug".to_string();
+            console::poweroff(&reason);
+            return reason;
+        };
+        lease::heartbeat_until_release(&lm, &args, Duration::from_secs(heartbeat_secs.into()));
+        self.enrolled = None;
+        let reason = lease::wipe(lm, &args, self.enrollment.take());
+        console::poweroff(&reason);
+        reason
     }
 
     /// Reports a failure (or the power-off) to the LM, if the agent has an address and a client.
@@ -230,6 +304,10 @@ pub fn run(opts: Options, set_level: &dyn Fn(LogLevel)) -> String {
         lease: None,
         facts: HardwareFacts::default(),
         lm: None,
+        enrollment: None,
+        hello: None,
+        agent_key: None,
+        enrolled: None,
     };
     let mut seq = Sequence::new(
         Policy::with_deadline_secs(DEFAULT_POWEROFF_SECS),
@@ -239,6 +317,7 @@ pub fn run(opts: Options, set_level: &dyn Fn(LogLevel)) -> String {
     let mut last_error = String::new();
     loop {
         let phase = match next {
+            Next::Run(AgentPhase::Ready) => return agent.ready(),
             Next::Run(p) => p,
             Next::RetryAfter(p, d) => {
                 tracing::info!("retrying {} in {} ms", p.as_str(), d.as_millis());

@@ -10,6 +10,8 @@
 //! AGENT-PHASE <phase> ok <detail>
 //! AGENT-PHASE <phase> fail attempt=<n> <error chain>
 //! AGENT-READY server=<name> address=<ip>
+//! AGENT-ENROLLED lease=<id> server=<name> serial=<hex> not_after_ms=<n>
+//! AGENT-WIPED lease=<id>|none
 //! AGENT-POWEROFF <reason>
 //! ```
 //! `<phase>` is `AgentPhase::as_str()`. Details and error chains are flattened to one line.
@@ -79,6 +81,22 @@ pub fn ready(server: &str, address: Ipv4Addr) {
         "AGENT-READY server={} address={address}",
         server.replace(' ', "_")
     ));
+}
+
+/// `AGENT-ENROLLED lease=<id> server=<name> serial=<hex> not_after_ms=<n>`
+pub fn enrolled(lease: &dyn fmt::Display, server: &str, serial: &str, not_after_ms: u64) {
+    line(&format!(
+        "AGENT-ENROLLED lease={lease} server={} serial={serial} not_after_ms={not_after_ms}",
+        server.replace(' ', "_")
+    ));
+}
+
+/// `AGENT-WIPED lease=<id>` (`lease=none` on a maintenance boot)
+pub fn wiped(lease: Option<&dyn fmt::Display>) {
+    match lease {
+        Some(l) => line(&format!("AGENT-WIPED lease={l}")),
+        None => line("AGENT-WIPED lease=none"),
+    }
 }
 
 /// `AGENT-POWEROFF <reason>`

@@ -1,5 +1,6 @@
-//! The hello and report exchanges with the Lease Manager: build the request with
-//! [`agent_core::lm_exchange`], send it with [`crate::https`], judge the answer.
+//! The hello, report and heartbeat exchanges with the Lease Manager: build the request with
+//! [`agent_core::lm_exchange`], send it with [`crate::https`], judge the answer. Each goes
+//! with the agent certificate once the [`LmClient`] has one (see [`crate::lease`]).
 //!
 //! Does IO (through [`LmClient`]). Errors carry how the retry policy should treat them and
 //! whether the LM answered at all (only then is a failure report worth sending).
@@ -9,7 +10,10 @@ use std::time::Duration;
 
 use agent_core::lm_exchange::{self, LmError};
 use agent_core::{AgentArgs, Outcome};
-use lm_api::{AgentPhase, HardwareFacts, HelloRequest, HelloResponse};
+use lm_api::{
+    AgentPhase, AgentReport, HardwareFacts, Heartbeat, HeartbeatResponse, HelloRequest,
+    HelloResponse,
+};
 
 use crate::https::{ExchangeError, LmClient, Timeouts};
 use crate::sys;
@@ -96,35 +100,32 @@ pub fn report(
     t: Timeouts,
 ) -> Result<(), Failure> {
     let report = lm_exchange::report(args.boot_id, args.boot_mac, phase, ok, detail, attempt);
-    let bytes = lm_exchange::report_request(lm.url(), &version(), &report)?;
+    send_report(lm, &report, t)
+}
+
+/// `POST /v1/agent/report` of a report built by the caller.
+pub fn send_report(lm: &LmClient, report: &AgentReport, t: Timeouts) -> Result<(), Failure> {
+    let bytes = lm_exchange::report_request(lm.url(), &version(), report)?;
     let resp = lm.exchange(&bytes, t)?;
     Ok(lm_exchange::report_verdict(&resp)?)
 }
 
-/// Sends a heartbeat every `heartbeat_secs`, forever. Failures are logged and the next beat
-/// comes on schedule: once up, the agent waits for the LM rather than giving up.
-pub fn heartbeat_forever(lm: &LmClient, args: &AgentArgs, hello: &HelloResponse) -> ! {
-    let every = Duration::from_secs(u64::from(hello.heartbeat_secs));
-    let mut n: u64 = 0;
-    loop {
-        sys::sleep(every);
-        n += 1;
-        let detail = format!("heartbeat={n} uptime_s={}", sys::now().as_secs());
-        match report(
-            lm,
-            args,
-            AgentPhase::Ready,
-            true,
-            &detail,
-            1,
-            timeouts(Some(every)),
-        ) {
-            Ok(()) => tracing::debug!("heartbeat {n} delivered"),
-            Err(f) => tracing::warn!("heartbeat {n} failed: {:#}", f.error),
-        }
-    }
+/// `POST /v1/agent/heartbeat`.
+pub fn heartbeat(
+    lm: &LmClient,
+    args: &AgentArgs,
+    t: Timeouts,
+) -> Result<HeartbeatResponse, Failure> {
+    let hb = Heartbeat {
+        boot_id: args.boot_id,
+        boot_mac: args.boot_mac,
+        uptime_ms: u64::try_from(sys::now().as_millis()).unwrap_or(u64::MAX),
+    };
+    let bytes = lm_exchange::heartbeat_request(lm.url(), &version(), &hb)?;
+    let resp = lm.exchange(&bytes, t)?;
+    Ok(lm_exchange::heartbeat_verdict(&resp)?)
 }
 
 #[cfg(test)]
 #[path = "hello_tests.rs"]
-mod tests;
+pub(crate) mod tests;

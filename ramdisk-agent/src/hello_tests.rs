@@ -15,13 +15,13 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use super::*;
 use crate::https::SetupError;
 
-struct Ca {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
+pub(crate) struct Ca {
+    pub(crate) params: CertificateParams,
+    pub(crate) key: KeyPair,
+    pub(crate) pem: String,
 }
 
-fn new_ca(name: &str) -> Ca {
+pub(crate) fn new_ca(name: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params
@@ -32,7 +32,7 @@ fn new_ca(name: &str) -> Ca {
     Ca { params, key, pem }
 }
 
-fn leaf(ca: &Ca, san: &str) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+pub(crate) fn leaf(ca: &Ca, san: &str) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
     let params = CertificateParams::new(vec![san.to_string()]).unwrap();
     let key = KeyPair::generate().unwrap();
     let issuer = Issuer::from_params(&ca.params, &ca.key);
@@ -42,17 +42,17 @@ fn leaf(ca: &Ca, san: &str) -> (CertificateDer<'static>, PrivateKeyDer<'static>)
 }
 
 /// A temp directory holding `ca.pem`, removed on drop.
-struct CaFile(PathBuf);
+pub(crate) struct CaFile(PathBuf);
 
 impl CaFile {
-    fn new(tag: &str, pem: &str) -> Self {
+    pub(crate) fn new(tag: &str, pem: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("agent-hello-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("ca.pem"), pem).unwrap();
         Self(dir)
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         self.0.join("ca.pem").to_string_lossy().into_owned()
     }
 }
@@ -112,21 +112,21 @@ fn fake_lm(
     (port, handle)
 }
 
-fn args(port: u16) -> AgentArgs {
+pub(crate) fn args(port: u16) -> AgentArgs {
     let line = format!(
         "lm.url=https://127.0.0.1:{port} lm.boot=00000000000000ff lm.mac=52:54:00:00:00:01"
     );
     AgentArgs::parse(line.as_bytes()).unwrap()
 }
 
-fn answer(status: &str, body: &str) -> String {
+pub(crate) fn answer(status: &str, body: &str) -> String {
     format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
 }
 
-const T: Timeouts = Timeouts {
+pub(crate) const T: Timeouts = Timeouts {
     connect: Duration::from_secs(5),
     io: Duration::from_secs(5),
 };

@@ -1,4 +1,6 @@
 //! A tiny HTTPS client: one request, one response, over rustls with the LM CA pinned.
+//! Without a client certificate until the agent enrolls; from then on with the agent
+//! certificate and its key (mutual TLS), see [`LmClient::with_client_cert`].
 //!
 //! Does IO (reads the CA file, TCP, TLS). The only trust anchor is the certificate(s) in
 //! [`CA_PATH`] inside the initramfs; nothing from the network or the system store is trusted.
@@ -12,7 +14,7 @@ use std::time::Duration;
 use agent_core::http::{self, HttpError, MAX_BODY, MAX_HEAD, Response};
 use agent_core::{LmHost, LmUrl};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::sys;
@@ -39,6 +41,8 @@ pub enum SetupError {
     BadPem { path: String, detail: String },
     #[error("the pinned LM CA {path} holds no usable certificate: {detail}")]
     NoRoots { path: String, detail: String },
+    #[error("the agent certificate from the lease manager is not usable: {detail}")]
+    BadClientCert { detail: String },
     #[error("building the TLS client configuration failed")]
     Config(#[from] rustls::Error),
 }
@@ -67,11 +71,22 @@ pub enum ExchangeError {
     Timeout { addr: SocketAddr, secs: u64 },
 }
 
-/// The LM endpoint with its pinned TLS configuration.
+/// The LM endpoint with its pinned TLS configuration, and the client certificate once enrolled.
 #[derive(Debug, Clone)]
 pub struct LmClient {
     config: Arc<ClientConfig>,
+    roots: Arc<RootCertStore>,
     url: LmUrl,
+    client_cert: bool,
+}
+
+fn builder(
+    roots: Arc<RootCertStore>,
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, SetupError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots))
 }
 
 /// Loads the pinned CA from `path` (see [`CA_PATH`]).
@@ -105,16 +120,45 @@ pub fn load_roots(path: &str) -> Result<RootCertStore, SetupError> {
 impl LmClient {
     /// A client for `url` trusting only the certificates in `ca_path`.
     pub fn new(url: LmUrl, ca_path: &str) -> Result<Self, SetupError> {
-        let roots = load_roots(ca_path)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let roots = Arc::new(load_roots(ca_path)?);
+        let config = builder(roots.clone())?.with_no_client_auth();
         Ok(Self {
             config: Arc::new(config),
+            roots,
             url,
+            client_cert: false,
         })
+    }
+
+    /// The same endpoint and pinned CA, presenting `cert_pem` (one PEM certificate, the agent
+    /// certificate) with `key` in every handshake. rustls checks that the key matches the
+    /// certificate; from here on the key lives inside the returned configuration only.
+    pub fn with_client_cert(
+        &self,
+        cert_pem: &str,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, SetupError> {
+        let bad = |detail: String| SetupError::BadClientCert { detail };
+        let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if chain.len() != 1 {
+            return Err(bad(format!("{} certificates instead of one", chain.len())));
+        }
+        let config = builder(self.roots.clone())?
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Self {
+            config: Arc::new(config),
+            roots: self.roots.clone(),
+            url: self.url.clone(),
+            client_cert: true,
+        })
+    }
+
+    /// True when the handshakes present the agent certificate.
+    pub fn has_client_cert(&self) -> bool {
+        self.client_cert
     }
 
     /// The LM's URL.

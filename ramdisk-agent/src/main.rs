@@ -19,6 +19,7 @@ mod console;
 mod facts;
 mod hello;
 mod https;
+mod lease;
 mod modules;
 mod net;
 mod pid1;

@@ -18,12 +18,16 @@
 //! `lm.boot` (required, [`BootId`]), `lm.mac` (required, [`MacAddr`] of the boot NIC). Optional:
 //! `lm.poweroff` (bring-up deadline in seconds, 1-86400, default
 //! [`DEFAULT_POWEROFF_SECS`]) and `lm.log` (`error|warn|info|debug|trace`, default `info`).
+//! A leased boot also carries `lm.lease` ([`LeaseId`]) and `lm.token` (the single-use
+//! enrollment token, [`EnrollToken`]): both or neither (a maintenance boot has neither). The
+//! token is a secret: it is never printed, not in `Debug` and not in errors.
 //! Other words, including unknown `lm.*` keys that later versions add, are ignored; unknown
 //! `lm.*` keys are listed in [`AgentArgs::ignored_lm_keys`] so the agent can log them.
 
-use lm_api::{BootId, MacAddr};
+use lm_api::{BootId, LeaseId, MacAddr};
 
 use crate::lm_url::LmUrl;
+use crate::secret::EnrollToken;
 
 /// Longest command line accepted (the kernel's own limit on x86 is 2048; be generous).
 pub const MAX_CMDLINE: usize = 64 * 1024;
@@ -67,6 +71,17 @@ pub struct AgentArgs {
     pub log_level: LogLevel,
     /// `lm.*` keys this version does not know (for a log line; not an error).
     pub ignored_lm_keys: Vec<String>,
+    /// The lease to enroll for (`lm.lease` + `lm.token`); `None` on a maintenance boot.
+    pub enrollment: Option<Enrollment>,
+}
+
+/// What a leased boot needs to enroll. `Debug` shows the lease, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    /// `lm.lease=`.
+    pub lease: LeaseId,
+    /// `lm.token=`.
+    pub token: EnrollToken,
 }
 
 /// Why the command line does not give the agent what it needs.
@@ -82,6 +97,13 @@ pub enum CmdlineError {
     Missing { key: &'static str },
     #[error("kernel command line has {key}= more than once; refusing to guess which one counts")]
     Duplicate { key: &'static str },
+    #[error(
+        "kernel command line has {present}= but no {missing}=; a leased boot carries both, a maintenance boot neither"
+    )]
+    Unpaired {
+        present: &'static str,
+        missing: &'static str,
+    },
     #[error("kernel command line: {key}={value:?} is not usable: {reason}")]
     Malformed {
         key: &'static str,
@@ -175,7 +197,15 @@ fn drop_last_quote(w: &[u8]) -> &[u8] {
 }
 
 /// The `lm.*` keys this version knows.
-const KNOWN: [&str; 5] = ["lm.url", "lm.boot", "lm.mac", "lm.poweroff", "lm.log"];
+const KNOWN: [&str; 7] = [
+    "lm.url",
+    "lm.boot",
+    "lm.mac",
+    "lm.poweroff",
+    "lm.log",
+    "lm.lease",
+    "lm.token",
+];
 
 impl AgentArgs {
     /// Parses the agent's arguments out of the whole command line (see the module doc).
@@ -199,7 +229,7 @@ impl AgentArgs {
             // A key without `=` counts as an empty value, refused below with the key's name.
             *entry = Some(w.value.unwrap_or_default());
         }
-        let [url, boot, mac, poweroff, log] = found;
+        let [url, boot, mac, poweroff, log, lease, token] = found;
         let lm_url = required("lm.url", url, |s| {
             LmUrl::parse(s).map_err(|e| e.to_string())
         })?;
@@ -219,6 +249,7 @@ impl AgentArgs {
                 parse_log_level(s).map_err(|reason| malformed("lm.log", v, reason))
             })?,
         };
+        let enrollment = parse_enrollment(lease, token)?;
         Ok(Self {
             lm_url,
             boot_id,
@@ -226,6 +257,7 @@ impl AgentArgs {
             poweroff_after_secs,
             log_level,
             ignored_lm_keys,
+            enrollment,
         })
     }
 }
@@ -254,6 +286,40 @@ fn required<T>(
     let v = value.ok_or(CmdlineError::Missing { key })?;
     let s = value_str(key, v)?;
     parse(s).map_err(|reason| malformed(key, v, reason))
+}
+
+fn parse_enrollment(
+    lease: Option<&[u8]>,
+    token: Option<&[u8]>,
+) -> Result<Option<Enrollment>, CmdlineError> {
+    let (lease, token) = match (lease, token) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(CmdlineError::Unpaired {
+                present: "lm.lease",
+                missing: "lm.token",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(CmdlineError::Unpaired {
+                present: "lm.token",
+                missing: "lm.lease",
+            });
+        }
+        (Some(l), Some(t)) => (l, t),
+    };
+    let lease = required("lm.lease", Some(lease), |s| {
+        s.parse::<LeaseId>().map_err(|e| e.to_string())
+    })?;
+    // The token's value never goes into an error: only its length.
+    let redacted = |reason: String| CmdlineError::Malformed {
+        key: "lm.token",
+        value: format!("<redacted, {} bytes>", token.len()),
+        reason,
+    };
+    let text = std::str::from_utf8(token).map_err(|_| redacted("not valid UTF-8".into()))?;
+    let token = EnrollToken::parse(text).map_err(redacted)?;
+    Ok(Some(Enrollment { lease, token }))
 }
 
 fn parse_boot_mac(s: &str) -> Result<MacAddr, String> {

@@ -35,7 +35,7 @@ fn parses_the_ipxe_rendering() {
 #[test]
 fn optional_keys_and_unknown_lm_keys() {
     let line = format!(
-        "{} lm.poweroff=30 lm.log=debug lm.token=abc lm.lease",
+        "{} lm.poweroff=30 lm.log=debug lm.tunnel=wg lm.image",
         GOOD.trim()
     );
     let a = AgentArgs::parse(line.as_bytes()).unwrap();
@@ -43,8 +43,161 @@ fn optional_keys_and_unknown_lm_keys() {
     assert_eq!(a.log_level, LogLevel::Debug);
     assert_eq!(
         a.ignored_lm_keys,
-        vec!["lm.token".to_string(), "lm.lease".to_string()]
+        vec!["lm.tunnel".to_string(), "lm.image".to_string()]
     );
+    assert_eq!(a.enrollment, None);
+}
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn leased(extra: &str) -> String {
+    format!(
+        "{} lm.lease=l-00000000000000aa lm.token={TOKEN} {extra}",
+        GOOD.trim()
+    )
+}
+
+#[test]
+fn a_leased_boot_carries_lease_and_token() {
+    let a = AgentArgs::parse(leased("").as_bytes()).unwrap();
+    let e = a.enrollment.as_ref().expect("enrollment");
+    assert_eq!(e.lease.to_string(), "l-00000000000000aa");
+    assert_eq!(e.token.expose(), TOKEN);
+    assert!(a.ignored_lm_keys.is_empty());
+    // Quoted, like every other value.
+    let q = format!(
+        "{} \"lm.lease=l-00000000000000aa\" lm.token=\"{TOKEN}\"",
+        GOOD.trim()
+    );
+    assert_eq!(
+        AgentArgs::parse(q.as_bytes()).unwrap().enrollment,
+        a.enrollment
+    );
+}
+
+#[test]
+fn the_token_is_never_printed() {
+    let a = AgentArgs::parse(leased("").as_bytes()).unwrap();
+    let debug = format!("{a:?} {:?}", a.enrollment);
+    assert!(!debug.contains(TOKEN), "{debug}");
+    assert!(!debug.contains(&TOKEN[..16]), "{debug}");
+    assert!(
+        debug.contains("l-00000000000000aa") && debug.contains("redacted"),
+        "{debug}"
+    );
+    // Nor in errors about a malformed token: a near miss may be most of a real one.
+    let near_misses = [
+        TOKEN.to_uppercase(),
+        format!("{TOKEN}0"),
+        TOKEN[..63].to_string(),
+        format!("{}z", &TOKEN[..63]),
+        format!("\"{}\"", &TOKEN[..40]),
+    ];
+    for bad in near_misses {
+        let line = format!("{} lm.lease=l-00000000000000aa lm.token={bad}", GOOD.trim());
+        let e = AgentArgs::parse(line.as_bytes()).unwrap_err();
+        let text = format!("{e} {e:?}");
+        assert!(
+            matches!(
+                e,
+                CmdlineError::Malformed {
+                    key: "lm.token",
+                    ..
+                }
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&bad[..bad.len().min(20)].replace('"', "")),
+            "{text}"
+        );
+        assert!(text.contains("redacted"), "{text}");
+    }
+    let bad_utf8 = [leased("").replace(TOKEN, "").as_bytes(), b""].concat();
+    assert!(AgentArgs::parse(&bad_utf8).is_err());
+    let mut raw = GOOD.trim().as_bytes().to_vec();
+    raw.extend_from_slice(b" lm.lease=l-00000000000000aa lm.token=\xff\xfe");
+    let e = AgentArgs::parse(&raw).unwrap_err();
+    assert!(
+        matches!(&e, CmdlineError::Malformed { key: "lm.token", reason, .. } if reason.contains("UTF-8")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn lease_and_token_come_together_or_not_at_all() {
+    let lease_only = format!("{} lm.lease=l-00000000000000aa", GOOD.trim());
+    let e = AgentArgs::parse(lease_only.as_bytes()).unwrap_err();
+    assert_eq!(
+        e,
+        CmdlineError::Unpaired {
+            present: "lm.lease",
+            missing: "lm.token"
+        }
+    );
+    assert!(e.to_string().contains("no lm.token="), "{e}");
+    let token_only = format!("{} lm.token={TOKEN}", GOOD.trim());
+    let e = AgentArgs::parse(token_only.as_bytes()).unwrap_err();
+    assert_eq!(
+        e,
+        CmdlineError::Unpaired {
+            present: "lm.token",
+            missing: "lm.lease"
+        }
+    );
+    assert!(!e.to_string().contains(TOKEN));
+    // A key without a value counts as present (and then malformed), not absent.
+    let bare = format!("{} lm.lease lm.token={TOKEN}", GOOD.trim());
+    assert!(matches!(
+        AgentArgs::parse(bare.as_bytes()),
+        Err(CmdlineError::Malformed {
+            key: "lm.lease",
+            ..
+        })
+    ));
+    let bare = format!("{} lm.lease=l-00000000000000aa lm.token", GOOD.trim());
+    assert!(matches!(
+        AgentArgs::parse(bare.as_bytes()),
+        Err(CmdlineError::Malformed {
+            key: "lm.token",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn hostile_lease_words_are_refused() {
+    for (extra, key) in [
+        (format!("lm.token={TOKEN}"), "lm.token"),
+        ("lm.lease=l-00000000000000aa".to_string(), "lm.lease"),
+    ] {
+        let line = leased(&extra);
+        assert_eq!(
+            AgentArgs::parse(line.as_bytes()),
+            Err(CmdlineError::Duplicate { key }),
+            "{extra}"
+        );
+    }
+    for lease in [
+        "l-00000000000000AA",
+        "l-0",
+        "00000000000000aa",
+        "l-00000000000000aa0",
+        "l-0000000000000 aa",
+        "l-00000000000000a\u{e9}",
+    ] {
+        let line = format!("{} lm.lease={lease} lm.token={TOKEN}", GOOD.trim());
+        assert!(
+            matches!(
+                AgentArgs::parse(line.as_bytes()),
+                Err(CmdlineError::Malformed {
+                    key: "lm.lease",
+                    ..
+                })
+            ),
+            "{lease}"
+        );
+    }
 }
 
 #[test]
@@ -200,6 +353,19 @@ proptest! {
     #[test]
     fn never_panics_on_arbitrary_bytes(line in proptest::collection::vec(any::<u8>(), 0..512)) {
         let _ = AgentArgs::parse(&line);
+    }
+
+    /// Whatever follows `lm.token=`, an error never repeats it.
+    #[test]
+    fn token_errors_never_echo_the_value(token in "[ -~]{8,80}") {
+        let line = format!("{} lm.lease=l-00000000000000aa lm.token=\"{token}\"", GOOD.trim());
+        if let Err(e) = AgentArgs::parse(line.as_bytes()) {
+            let text = format!("{e} {e:?}");
+            let probe: String = token.chars().filter(|c| *c != '"').take(8).collect();
+            if probe.len() == 8 && !matches!(e, CmdlineError::UnterminatedQuote { .. }) {
+                prop_assert!(!text.contains(&probe), "{}", text);
+            }
+        }
     }
 
     #[test]

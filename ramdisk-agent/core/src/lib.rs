@@ -9,8 +9,10 @@
 //! - [`dhcp_client`] + [`dhcp_lease`] + [`dhcp_wire`] + [`frame`]: the agent's own DHCPv4 client,
 //!   its leases, pre-decode checks, and its Ethernet/IPv4/UDP frames.
 //! - [`facts`]: parsers of the /proc and /sys text the hardware facts come from.
-//! - [`http`] + [`lm_exchange`]: the HTTP/1.1 request/response codec and the hello/report
-//!   exchange with the Lease Manager on top of it.
+//! - [`http`] + [`lm_exchange`]: the HTTP/1.1 request/response codec and the hello, report,
+//!   enroll and heartbeat exchanges with the Lease Manager on top of it.
+//! - [`lease`]: what a leased agent does with its enrollment and with each heartbeat answer.
+//! - [`secret`]: the token and key bytes held in RAM, redacted and zeroed.
 
 pub mod backoff;
 pub mod cmdline;
@@ -20,10 +22,12 @@ pub mod dhcp_wire;
 pub mod facts;
 pub mod frame;
 pub mod http;
+pub mod lease;
 pub mod lm_exchange;
 pub mod lm_url;
+pub mod secret;
 pub mod sequence;
 
-pub use cmdline::{AgentArgs, CmdlineError, LogLevel};
+pub use cmdline::{AgentArgs, CmdlineError, Enrollment, LogLevel};
 pub use lm_url::{LmHost, LmUrl};
 pub use sequence::{Next, Outcome, Policy, PowerOffReason, Sequence};

@@ -1,13 +1,16 @@
-//! The agent's exchange with the Lease Manager: request bytes for `POST /v1/agent/hello` and
-//! `POST /v1/agent/report`, and the verdict on each answer.
+//! The agent's exchange with the Lease Manager: request bytes for `POST /v1/agent/hello`,
+//! `/v1/agent/report`, `/v1/agent/enroll` and `/v1/agent/heartbeat`, and the verdict on each
+//! answer.
 //!
 //! Pure: serialises the `lm_api` types and judges parsed [`Response`]s; the shell does TLS.
 //! Verdicts map onto the retry policy ([`LmError::outcome`]): 2xx is success; 408, 429 and 5xx
 //! are transient; every other 4xx, a 3xx, and a 2xx whose body is not the contract's JSON are
-//! refusals that retrying a few times will not change.
+//! refusals that retrying a few times will not change. An enrollment the LM refuses with 400
+//! or 403 is final ([`LmError::Denied`]): the token is single-use and spent by the refusal.
 
 use lm_api::{
-    AgentPhase, AgentReport, ApiError, BootId, HelloRequest, HelloResponse, MacAddr, paths,
+    AgentPhase, AgentReport, ApiError, BootId, EnrollRequest, EnrollResponse, Heartbeat,
+    HeartbeatResponse, HelloRequest, HelloResponse, LeaseId, MacAddr, paths,
 };
 
 use crate::http::{self, HttpError, Response};
@@ -16,6 +19,13 @@ use crate::sequence::Outcome;
 
 /// Longest `detail` the LM accepts in a report (its contract says 4 KiB).
 pub const MAX_DETAIL: usize = 4096;
+/// `POST` path of the enrollment (not yet in `lm_api::paths`; the LM's route table has it).
+pub const AGENT_ENROLL: &str = "/v1/agent/enroll";
+/// `POST` path of the heartbeat (not yet in `lm_api::paths`; the LM's route table has it).
+pub const AGENT_HEARTBEAT: &str = "/v1/agent/heartbeat";
+/// Longest certificate serial accepted from the LM, in hex characters (20 bytes, RFC 5280).
+pub const MAX_SERIAL_HEX: usize = 40;
+
 /// Bounds applied to the LM's `heartbeat_secs`.
 pub const HEARTBEAT_BOUNDS: (u32, u32) = (1, 3600);
 
@@ -34,6 +44,14 @@ pub enum LmError {
         status: u16,
         message: String,
     },
+    #[error("the lease manager denied {path} with {status}: {message}; retrying cannot help")]
+    Denied {
+        path: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("the lease manager's answer to {path} does not fit the request: {detail}")]
+    Inconsistent { path: &'static str, detail: String },
     #[error(
         "the lease manager answered {path} with {status} and a body that is not the contract's JSON: {error}"
     )]
@@ -55,8 +73,10 @@ impl LmError {
     pub fn outcome(&self) -> Outcome {
         match self {
             Self::Unavailable { .. } => Outcome::Transient,
-            Self::Refused { .. } | Self::BadBody { .. } => Outcome::Rejected,
-            Self::Request { .. } => Outcome::Fatal,
+            Self::Refused { .. } | Self::BadBody { .. } | Self::Inconsistent { .. } => {
+                Outcome::Rejected
+            }
+            Self::Denied { .. } | Self::Request { .. } => Outcome::Fatal,
         }
     }
 }
@@ -101,6 +121,16 @@ pub fn report_request(
     report: &AgentReport,
 ) -> Result<Vec<u8>, LmError> {
     post(url, paths::AGENT_REPORT, version, report)
+}
+
+/// Request bytes of `POST /v1/agent/enroll` (the body carries the token: never log them).
+pub fn enroll_request(url: &LmUrl, version: &str, req: &EnrollRequest) -> Result<Vec<u8>, LmError> {
+    post(url, AGENT_ENROLL, version, req)
+}
+
+/// Request bytes of `POST /v1/agent/heartbeat`.
+pub fn heartbeat_request(url: &LmUrl, version: &str, hb: &Heartbeat) -> Result<Vec<u8>, LmError> {
+    post(url, AGENT_HEARTBEAT, version, hb)
 }
 
 /// A report, its detail cut to [`MAX_DETAIL`] bytes on a character boundary.
@@ -168,16 +198,73 @@ fn judge(path: &'static str, resp: &Response) -> Result<(), LmError> {
 pub fn hello_verdict(resp: &Response) -> Result<HelloResponse, LmError> {
     let path = paths::AGENT_HELLO;
     judge(path, resp)?;
-    let mut hello: HelloResponse =
-        serde_json::from_slice(&resp.body).map_err(|e| LmError::BadBody {
-            path,
-            status: resp.status,
-            error: e.to_string(),
-        })?;
+    let mut hello: HelloResponse = body(path, resp)?;
     hello.heartbeat_secs = hello
         .heartbeat_secs
         .clamp(HEARTBEAT_BOUNDS.0, HEARTBEAT_BOUNDS.1);
     Ok(hello)
+}
+
+fn body<T: serde::de::DeserializeOwned>(path: &'static str, resp: &Response) -> Result<T, LmError> {
+    serde_json::from_slice(&resp.body).map_err(|e| LmError::BadBody {
+        path,
+        status: resp.status,
+        error: e.to_string(),
+    })
+}
+
+/// The verdict on the answer to an enrollment for `lease`. 400 and 403 are
+/// [`LmError::Denied`] (fatal: the token is spent); other refusals and server errors follow
+/// [`judge`]'s rules. A 2xx must be for `lease`, carry one PEM certificate and a hex serial; the
+/// heartbeat interval is clamped to [`HEARTBEAT_BOUNDS`].
+pub fn enroll_verdict(resp: &Response, lease: LeaseId) -> Result<EnrollResponse, LmError> {
+    let path = AGENT_ENROLL;
+    if matches!(resp.status, 400 | 403) {
+        return Err(LmError::Denied {
+            path,
+            status: resp.status,
+            message: server_message(resp),
+        });
+    }
+    judge(path, resp)?;
+    let mut e: EnrollResponse = body(path, resp)?;
+    let inconsistent = |detail: String| LmError::Inconsistent { path, detail };
+    if e.lease != lease {
+        return Err(inconsistent(format!(
+            "a certificate for lease {} was issued, the agent asked for {lease}",
+            e.lease
+        )));
+    }
+    if e.cert_pem.matches("-----BEGIN CERTIFICATE-----").count() != 1 {
+        return Err(inconsistent(
+            "cert_pem does not hold exactly one PEM certificate".into(),
+        ));
+    }
+    if e.serial.is_empty()
+        || e.serial.len() > MAX_SERIAL_HEX
+        || !e.serial.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(inconsistent(format!(
+            "serial {:?} is not 1 to {MAX_SERIAL_HEX} hex characters",
+            e.serial.chars().take(64).collect::<String>()
+        )));
+    }
+    if e.server.is_empty() || !e.server.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(inconsistent(format!(
+            "server name {:?} is not usable",
+            e.server
+        )));
+    }
+    e.heartbeat_secs = e
+        .heartbeat_secs
+        .clamp(HEARTBEAT_BOUNDS.0, HEARTBEAT_BOUNDS.1);
+    Ok(e)
+}
+
+/// The verdict on the answer to a heartbeat.
+pub fn heartbeat_verdict(resp: &Response) -> Result<HeartbeatResponse, LmError> {
+    judge(AGENT_HEARTBEAT, resp)?;
+    body(AGENT_HEARTBEAT, resp)
 }
 
 /// The verdict on the answer to a report (the body of a 2xx is not looked at).

@@ -140,3 +140,130 @@ fn report_verdicts() {
         matches!(e, Err(LmError::Refused { status: 400, ref message, .. }) if message == "detail longer than 4 KiB")
     );
 }
+
+const LEASE: &str = "l-0123456789abcdef";
+
+fn enrolled_body(lease: &str, cert: &str, serial: &str, server: &str) -> String {
+    format!(
+        r#"{{"server":"{server}","lease":"{lease}","cert_pem":"{cert}","serial":"{serial}","not_after_ms":1700000000000,"tunnel":"wireguard","heartbeat_secs":0}}"#
+    )
+}
+
+const CERT: &str = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n";
+
+#[test]
+fn enroll_and_heartbeat_request_bytes() {
+    let (boot_id, boot_mac) = boot();
+    let req = EnrollRequest {
+        lease: LEASE.parse().unwrap(),
+        boot_id,
+        boot_mac,
+        token: "ab".repeat(32),
+        csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\n".into(),
+    };
+    let text = String::from_utf8(enroll_request(&url(), "0.1.0", &req).unwrap()).unwrap();
+    assert!(
+        text.starts_with("POST /v1/agent/enroll HTTP/1.1\r\n"),
+        "{text}"
+    );
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    assert_eq!(serde_json::from_str::<EnrollRequest>(body).unwrap(), req);
+
+    let hb = Heartbeat {
+        boot_id,
+        boot_mac,
+        uptime_ms: 7,
+    };
+    let text = String::from_utf8(heartbeat_request(&url(), "0.1.0", &hb).unwrap()).unwrap();
+    assert!(text.starts_with("POST /v1/agent/heartbeat HTTP/1.1\r\n"));
+    assert!(text.ends_with(
+        r#"{"boot_id":"00000000000000ff","boot_mac":"52:54:00:00:00:01","uptime_ms":7}"#
+    ));
+}
+
+#[test]
+fn enroll_verdicts() {
+    let lease: LeaseId = LEASE.parse().unwrap();
+    let ok = enroll_verdict(
+        &answer("200 OK", &enrolled_body(LEASE, CERT, "1f2e", "vm1")),
+        lease,
+    )
+    .unwrap();
+    assert_eq!((ok.server.as_str(), ok.serial.as_str()), ("vm1", "1f2e"));
+    assert_eq!(ok.heartbeat_secs, 1, "clamped");
+
+    // 400 and 403 are final: the token is spent.
+    for status in ["400 Bad Request", "403 Forbidden"] {
+        let e = enroll_verdict(
+            &answer(
+                status,
+                r#"{"error":"enrollment refused: unknown enrollment token"}"#,
+            ),
+            lease,
+        )
+        .unwrap_err();
+        assert!(matches!(e, LmError::Denied { .. }), "{e:?}");
+        assert_eq!(e.outcome(), Outcome::Fatal);
+        assert!(
+            e.to_string()
+                .contains("unknown enrollment token; retrying cannot help"),
+            "{e}"
+        );
+    }
+    for (status, want) in [
+        ("503 Service Unavailable", Outcome::Transient),
+        ("404 Not Found", Outcome::Rejected),
+        ("409 Conflict", Outcome::Rejected),
+    ] {
+        let e = enroll_verdict(&answer(status, ""), lease).unwrap_err();
+        assert_eq!(e.outcome(), want, "{status}");
+    }
+
+    // Answers that do not fit the request.
+    for (body, what) in [
+        (
+            enrolled_body("l-00000000000000aa", CERT, "1f", "vm1"),
+            "lease l-00000000000000aa",
+        ),
+        (enrolled_body(LEASE, "junk", "1f", "vm1"), "exactly one PEM"),
+        (
+            enrolled_body(LEASE, &CERT.repeat(2), "1f", "vm1"),
+            "exactly one PEM",
+        ),
+        (enrolled_body(LEASE, CERT, "", "vm1"), "serial"),
+        (enrolled_body(LEASE, CERT, "xyz", "vm1"), "serial"),
+        (enrolled_body(LEASE, CERT, &"a".repeat(41), "vm1"), "serial"),
+        (enrolled_body(LEASE, CERT, "1f", ""), "server name"),
+        (enrolled_body(LEASE, CERT, "1f", "vm 1"), "server name"),
+    ] {
+        let e = enroll_verdict(&answer("200 OK", &body), lease).unwrap_err();
+        assert!(matches!(e, LmError::Inconsistent { .. }), "{what}: {e:?}");
+        assert_eq!(e.outcome(), Outcome::Rejected);
+        assert!(e.to_string().contains(what), "{e}");
+    }
+    let e = enroll_verdict(&answer("200 OK", "{}"), lease).unwrap_err();
+    assert!(matches!(e, LmError::BadBody { .. }));
+}
+
+#[test]
+fn heartbeat_verdicts() {
+    let r = heartbeat_verdict(&answer(
+        "200 OK",
+        r#"{"action":"release","lease_ends_ms":5}"#,
+    ))
+    .unwrap();
+    assert_eq!(r.action, lm_api::AgentAction::Release);
+    let r = heartbeat_verdict(&answer(
+        "200 OK",
+        r#"{"action":"continue","lease_ends_ms":null}"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        (r.action, r.lease_ends_ms),
+        (lm_api::AgentAction::Continue, None)
+    );
+    let e = heartbeat_verdict(&answer("200 OK", r#"{"action":"explode"}"#)).unwrap_err();
+    assert!(matches!(e, LmError::BadBody { .. }));
+    let e = heartbeat_verdict(&answer("401 Unauthorized", r#"{"error":"x"}"#)).unwrap_err();
+    assert_eq!(e.outcome(), Outcome::Rejected);
+}

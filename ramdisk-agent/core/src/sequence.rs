@@ -14,8 +14,12 @@
 //!   would still start before the deadline;
 //! - the whole bring-up has a deadline (`lm.poweroff`, measured from the sequence's start): when a
 //!   retry or the next phase would start at or after it, the agent powers off. Once the LM has
-//!   accepted the hello the bring-up is over: the deadline and the refusal budget no longer apply
-//!   and `Ready` failures other than fatal ones are retried forever.
+//!   accepted the hello (on a leased boot: the enrollment) the bring-up is over: the deadline and
+//!   the refusal budget no longer apply and `Ready` failures other than fatal ones are retried
+//!   forever.
+//!
+//! A leased boot (`lm.lease` on the command line, [`Sequence::set_enroll`]) runs
+//! [`AgentPhase::Enroll`] between `Hello` and `Ready`, under the same deadline.
 
 use std::fmt;
 use std::time::Duration;
@@ -114,8 +118,8 @@ impl Policy {
     }
 }
 
-/// The phase after `phase`, `None` after [`AgentPhase::Ready`].
-pub fn following(phase: AgentPhase) -> Option<AgentPhase> {
+/// The phase after `phase` (`enroll`: a leased boot), `None` after [`AgentPhase::Ready`].
+pub fn following(phase: AgentPhase, enroll: bool) -> Option<AgentPhase> {
     use AgentPhase::*;
     Some(match phase {
         Init => Modules,
@@ -123,6 +127,7 @@ pub fn following(phase: AgentPhase) -> Option<AgentPhase> {
         Link => Dhcp,
         Dhcp => Facts,
         Facts => Hello,
+        Hello if enroll => Enroll,
         Hello => Ready,
         Enroll => Ready,
         Ready | Wipe => return None,
@@ -136,6 +141,7 @@ pub struct Sequence {
     started: Duration,
     phase: AgentPhase,
     attempt: u32,
+    enroll: bool,
 }
 
 impl Sequence {
@@ -146,6 +152,7 @@ impl Sequence {
             started: now,
             phase: AgentPhase::Init,
             attempt: 1,
+            enroll: false,
         }
     }
 
@@ -160,6 +167,12 @@ impl Sequence {
         self.policy.deadline = deadline;
     }
 
+    /// Whether the bring-up includes [`AgentPhase::Enroll`] (a leased boot); learned from the
+    /// command line in `Init`.
+    pub fn set_enroll(&mut self, enroll: bool) {
+        self.enroll = enroll;
+    }
+
     /// The phase being run.
     pub fn phase(&self) -> AgentPhase {
         self.phase
@@ -170,7 +183,8 @@ impl Sequence {
         self.attempt
     }
 
-    /// True once the bring-up is over (hello accepted) and the deadline no longer applies.
+    /// True once the bring-up is over (hello accepted, or the enrollment on a leased boot) and
+    /// the deadline no longer applies.
     pub fn is_up(&self) -> bool {
         self.phase == AgentPhase::Ready
     }
@@ -199,10 +213,12 @@ impl Sequence {
         let remaining = self.remaining(now);
         match outcome {
             Outcome::Ok => {
-                let Some(next) = following(self.phase) else {
+                let Some(next) = following(self.phase, self.enroll) else {
                     return Next::Run(self.phase);
                 };
-                if self.phase != AgentPhase::Hello && remaining == Some(Duration::ZERO) {
+                // The last bring-up phase ends the bring-up even late; others must not start
+                // the next phase after the deadline.
+                if next != AgentPhase::Ready && remaining == Some(Duration::ZERO) {
                     return Next::PowerOff(self.deadline_reason());
                 }
                 self.phase = next;

@@ -216,3 +216,64 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_leased_boot_enrolls_between_hello_and_ready() {
+    let mut clock = FakeClock(Duration::ZERO);
+    let mut seq = Sequence::new(Policy::with_deadline_secs(600), clock.0);
+    seq.set_enroll(true);
+    let mut ran = vec![Init];
+    while !seq.is_up() {
+        match seq.on_outcome(Outcome::Ok, clock.advance(secs(1)), 0) {
+            Next::Run(p) => ran.push(p),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        ran,
+        vec![Init, Modules, Link, Dhcp, Facts, Hello, Enroll, Ready]
+    );
+}
+
+#[test]
+fn enrollment_is_bring_up_fatal_ends_it_transient_retries_until_the_deadline() {
+    let enrolling = |deadline| {
+        let mut seq = Sequence::new(Policy::with_deadline_secs(deadline), Duration::ZERO);
+        seq.set_enroll(true);
+        for n in 1..=6 {
+            seq.on_outcome(Outcome::Ok, secs(n), 0);
+        }
+        assert_eq!(seq.phase(), Enroll);
+        assert!(!seq.is_up());
+        seq
+    };
+    // A 400/403 refusal is fatal at once.
+    assert_eq!(
+        enrolling(600).on_outcome(Outcome::Fatal, secs(7), 0),
+        Next::PowerOff(PowerOffReason::Fatal { phase: Enroll })
+    );
+    // Transient failures are retried with backoff, but not past the deadline.
+    let mut seq = enrolling(20);
+    assert!(matches!(
+        seq.on_outcome(Outcome::Transient, secs(7), 0),
+        Next::RetryAfter(Enroll, _)
+    ));
+    assert!(matches!(
+        seq.on_outcome(Outcome::Transient, secs(20), 0),
+        Next::PowerOff(PowerOffReason::Deadline { phase: Enroll, .. })
+    ));
+    // A hello accepted at the deadline does not start the enrollment; an enrollment accepted
+    // late still ends the bring-up.
+    let mut seq = Sequence::new(Policy::with_deadline_secs(10), Duration::ZERO);
+    seq.set_enroll(true);
+    for n in 1..=5 {
+        seq.on_outcome(Outcome::Ok, secs(n), 0);
+    }
+    assert!(matches!(
+        seq.on_outcome(Outcome::Ok, secs(50), 0),
+        Next::PowerOff(PowerOffReason::Deadline { phase: Hello, .. })
+    ));
+    let mut seq = enrolling(10);
+    assert_eq!(seq.on_outcome(Outcome::Ok, secs(50), 0), Next::Run(Ready));
+    assert!(seq.is_up());
+}
