@@ -1,4 +1,5 @@
-//! `lease-manager`: the daemon (`serve`) and the operator console (`server ...`, `ca ...`).
+//! `lease-manager`: the daemon (`serve`) and the operator console (`server`, `lease`,
+//! `tenant`, `events`, `audit`, `ca ...`).
 
 use std::path::PathBuf;
 
@@ -30,9 +31,8 @@ struct Cli {
 enum Cmd {
     /// Run the daemon: DHCP, TFTP, HTTP boot, the HTTPS API and the admin socket.
     Serve,
-    /// Operator console for the server inventory.
-    #[command(subcommand)]
-    Server(console::ServerCmd),
+    #[command(flatten)]
+    Console(console::ConsoleCmd),
     /// The certificate authority.
     #[command(subcommand)]
     Ca(CaCmd),
@@ -58,6 +58,11 @@ enum CaCmd {
         /// CA folder; default `<state_dir>/ca` of the config.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Fetch the CRL from the running LM: write it (DER) to FILE, or print what it revokes.
+    Crl {
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -85,8 +90,14 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Config(ConfigCmd::Example) => print!("{}", config::EXAMPLE),
         Cmd::Config(ConfigCmd::Check) => println!("{:#?}", load()?),
+        Cmd::Ca(CaCmd::Crl { out }) => {
+            let client = console::AdminClient::new(&load()?.admin_socket());
+            console_runtime()?.block_on(console::ca_crl(&client, out.as_deref()))?;
+        }
         Cmd::Ca(c) => {
-            let (CaCmd::Init { dir } | CaCmd::Show { dir }) = &c;
+            let (CaCmd::Init { dir } | CaCmd::Show { dir }) = &c else {
+                unreachable!("ca crl is handled above")
+            };
             let dir = match dir {
                 Some(d) => d.clone(),
                 None => load()?.state_dir.join("ca"),
@@ -101,6 +112,7 @@ fn main() -> anyhow::Result<()> {
                     println!("{}", ca.cert_path().display());
                 }
                 CaCmd::Show { .. } => print!("{}", ca.cert_pem()),
+                CaCmd::Crl { .. } => unreachable!("ca crl is handled above"),
             }
         }
         Cmd::BenchPxe(a) => {
@@ -116,14 +128,17 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             rt.block_on(daemon::serve(cfg))?;
         }
-        Cmd::Server(cmd) => {
-            let cfg = load()?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let client = console::AdminClient::new(&cfg.admin_socket());
-            rt.block_on(console::run(&client, cmd))?;
+        Cmd::Console(cmd) => {
+            let client = console::AdminClient::new(&load()?.admin_socket());
+            console_runtime()?.block_on(console::run(&client, cmd))?;
         }
     }
     Ok(())
+}
+
+/// The console's runtime: one thread is plenty for one request or one stream.
+fn console_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }

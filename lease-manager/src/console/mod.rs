@@ -1,239 +1,89 @@
-//! The operator console: `lease-manager server ...` subcommands talking to the running LM over
-//! its admin socket. Human tables by default, `--json` for scripts; `server watch` follows
-//! a server live.
+//! The operator console: `lease-manager server|lease|tenant|events|audit|ca crl ...` talking
+//! to the running LM's `/v1` API over its admin socket (`<state_dir>/admin.sock`, where the
+//! caller is the local operator). Human tables by default, `--json` for scripts (the API's
+//! JSON, pretty); errors are the API's `{"error": ...}` message and a non-zero exit.
+//!
+//! The command modules (`*_cmd`) are thin: a request, then a pure rendering function
+//! ([`render`], [`lease_render`], [`audit_render`], [`text`]) or a pure reader ([`crl`],
+//! [`ndjson`]). [`client`] is the HTTP/1.1-over-Unix-socket plumbing.
 
+mod audit_cmd;
+pub mod audit_render;
 mod client;
+pub mod crl;
+mod lease_cmd;
+pub mod lease_render;
+pub mod ndjson;
+mod output;
 pub mod render;
+#[cfg(test)]
+mod render_tests;
+mod server_cmd;
+#[cfg(test)]
+mod socket_tests;
+mod tenant_cmd;
+pub mod text;
 
-use std::net::Ipv4Addr;
-use std::time::Duration;
-
-use anyhow::Context;
 use clap::Subcommand;
-use lm_api::{AddServer, MacAddr, ServerView};
 
-pub use client::AdminClient;
+pub use audit_cmd::{AuditCmd, ExportSummary, ca_crl, export, verify_file};
+pub use client::{AdminClient, LineStream};
+pub use lease_cmd::{EventsArgs, LeaseCmd, lease_events, leases};
+pub use output::StdoutClosed;
+pub use server_cmd::ServerCmd;
+pub use tenant_cmd::{TenantCmd, add_tenant, tenants};
 
-use crate::api::WakeStarted;
-
-/// `lease-manager server ...`
+/// The console's commands (flattened into the binary's top level).
 #[derive(Debug, Subcommand)]
-pub enum ServerCmd {
-    /// Add a server to the inventory (idle until woken).
-    Add {
-        /// Inventory name (letters, digits, '-', '_', '.').
-        name: String,
-        /// MAC of the NIC it network-boots from.
-        #[arg(long)]
-        mac: MacAddr,
-        /// Fixed DHCP address for it (otherwise the dynamic pool).
-        #[arg(long)]
-        ip: Option<Ipv4Addr>,
-        /// SecureOn password for its NIC, written like a MAC.
-        #[arg(long)]
-        wol_password: Option<MacAddr>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// List the servers.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one server (name or MAC) with its facts and boot timeline.
-    Show {
-        server: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove a server (refused while it is booting; reset it first).
-    Remove { server: String },
-    /// Wake a server over Wake-on-LAN and network-boot it.
-    Wake {
-        server: String,
-        /// Follow the boot until the agent is up (or it fails), printing the timeline.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: give up after this many seconds.
-        #[arg(long, default_value_t = 300)]
-        timeout: u64,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Return a server to idle (closes its netboot gate).
-    Reset {
-        server: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Follow a server live: print each new timeline event until Ctrl-C.
-    Watch { server: String },
+pub enum ConsoleCmd {
+    /// The server inventory: add, list, show, wake, reset, watch, remove.
+    #[command(subcommand)]
+    Server(ServerCmd),
+    /// Leases: list, show (with the lease's event timeline), release, watch.
+    #[command(subcommand)]
+    Lease(LeaseCmd),
+    /// Tenants: add (prints the tenant's credential bundle), list, show, remove.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// The event stream (every audit entry as a line), optionally followed live.
+    Events(EventsArgs),
+    /// The hash-chained audit log: list, export (NDJSON), verify (online or an export offline).
+    #[command(subcommand)]
+    Audit(AuditCmd),
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
+/// Runs one console command. A closed stdout (`| head`) ends it without an error.
+pub async fn run(client: &AdminClient, cmd: ConsoleCmd) -> anyhow::Result<()> {
+    let r = match cmd {
+        ConsoleCmd::Server(c) => server_cmd::run(client, c).await,
+        ConsoleCmd::Lease(c) => lease_cmd::run(client, c).await,
+        ConsoleCmd::Tenant(c) => tenant_cmd::run(client, c).await,
+        ConsoleCmd::Events(a) => lease_cmd::events(client, a).await,
+        ConsoleCmd::Audit(c) => audit_cmd::run(client, c).await,
+    };
+    quiet_if_closed(r)
 }
 
-/// Runs one console command.
-pub async fn run(client: &AdminClient, cmd: ServerCmd) -> anyhow::Result<()> {
-    match cmd {
-        ServerCmd::Add {
-            name,
-            mac,
-            ip,
-            wol_password,
-            json,
-        } => {
-            let body = serde_json::to_vec(&AddServer {
-                name,
-                mac,
-                reserved_ip: ip,
-                wol_password,
-            })?;
-            let v: ServerView = client
-                .call("POST", lm_api::paths::SERVERS, Some(body))
-                .await?;
-            if json {
-                print_json(&v)?
-            } else {
-                println!("added {} ({}), idle", v.name, v.mac);
-            }
+/// A closed stdout (the reader of a pipe went away) ends a command quietly.
+pub(crate) fn quiet_if_closed(r: anyhow::Result<()>) -> anyhow::Result<()> {
+    match r {
+        Err(e)
+            if e.chain().any(|c| {
+                c.is::<StdoutClosed>()
+                    || c.downcast_ref::<std::io::Error>()
+                        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            Ok(())
         }
-        ServerCmd::List { json } => {
-            let v: Vec<ServerView> = client.call("GET", lm_api::paths::SERVERS, None).await?;
-            if json {
-                print_json(&v)?
-            } else {
-                print!("{}", render::server_list(&v))
-            }
-        }
-        ServerCmd::Show { server, json } => {
-            let v = show(client, &server).await?;
-            if json {
-                print_json(&v)?
-            } else {
-                print!("{}", render::server_show(&v))
-            }
-        }
-        ServerCmd::Remove { server } => {
-            let () = client
-                .call("DELETE", &server_path(&server), None)
-                .await
-                .map(|_: Option<()>| ())?;
-            println!("removed {server}");
-        }
-        ServerCmd::Wake {
-            server,
-            wait,
-            timeout,
-            json,
-        } => {
-            let w: WakeStarted = client
-                .call("POST", &format!("{}/wake", server_path(&server)), None)
-                .await?;
-            if !wait {
-                if json {
-                    print_json(&w)?
-                } else {
-                    println!("waking {} (boot {})", w.server, w.boot_id)
-                }
-                return Ok(());
-            }
-            if !json {
-                println!(
-                    "waking {} (boot {}), following the boot...",
-                    w.server, w.boot_id
-                );
-            }
-            let v = follow(client, &server, Duration::from_secs(timeout), !json, |v| {
-                !matches!(v.state.name(), "waking" | "booting")
-            })
-            .await?;
-            if json {
-                print_json(&v)?
-            } else {
-                print!("\n{}", render::server_show(&v))
-            }
-            if v.state.name() != "agent-up" {
-                anyhow::bail!("{} did not come up: {}", v.name, v.state.name());
-            }
-        }
-        ServerCmd::Reset { server, json } => {
-            let v: ServerView = client
-                .call("POST", &format!("{}/reset", server_path(&server)), None)
-                .await?;
-            if json {
-                print_json(&v)?
-            } else {
-                println!("{} is {}", v.name, v.state.name())
-            }
-        }
-        ServerCmd::Watch { server } => {
-            follow(
-                client,
-                &server,
-                Duration::from_secs(u64::MAX / 4),
-                true,
-                |_| false,
-            )
-            .await?;
-        }
+        r => r,
     }
-    Ok(())
 }
 
-fn server_path(key: &str) -> String {
-    // Names are [A-Za-z0-9._-] and MACs hex with ':'; both are safe in a path segment.
-    format!("{}/{}", lm_api::paths::SERVERS, key)
-}
-
-async fn show(client: &AdminClient, key: &str) -> anyhow::Result<ServerView> {
-    client
-        .call("GET", &server_path(key), None)
-        .await
-        .with_context(|| format!("cannot show server {key}"))
-}
-
-/// Polls the server, printing new timeline entries, until `done` says so or time runs out.
-async fn follow(
-    client: &AdminClient,
-    key: &str,
-    timeout: Duration,
-    print: bool,
-    done: impl Fn(&ServerView) -> bool,
-) -> anyhow::Result<ServerView> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut seen = 0usize;
-    let mut state = String::new();
-    loop {
-        let v = show(client, key).await?;
-        if print {
-            let first = v.timeline.first().map(|e| e.at_ms).unwrap_or(0);
-            for e in v.timeline.iter().skip(seen) {
-                let (k, t) = render::event_text(&e.kind);
-                println!(
-                    "  +{:>7.3}s  {k:<15} {t}",
-                    e.at_ms.saturating_sub(first) as f64 / 1000.0
-                );
-            }
-            if v.state.name() != state {
-                println!("  state: {}", v.state.name());
-                state = v.state.name().to_string();
-            }
-        }
-        seen = v.timeline.len().max(seen);
-        if done(&v) {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            anyhow::bail!(
-                "timed out after {} s; {} is {}",
-                timeout.as_secs(),
-                v.name,
-                v.state.name()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+/// Unix ms now, for "ends in" columns.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -1,8 +1,11 @@
-//! Human rendering of console answers: tables and the server detail view. Pure.
+//! Human rendering of console answers: tables and the server views. Pure. Leases and events
+//! are in `lease_render`, tenants and the audit log in `audit_render`.
 
 use std::fmt::Write;
 
 use lm_api::{EventKind, HardwareFacts, ServerState, ServerView, TimelineEntry};
+
+use super::text::{esc, esc_or_dash};
 
 /// Formats Unix ms as a UTC timestamp.
 pub fn timestamp(ms: u64) -> String {
@@ -10,7 +13,7 @@ pub fn timestamp(ms: u64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn bytes_h(n: u64) -> String {
+pub(crate) fn bytes_h(n: u64) -> String {
     const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut i = 0;
@@ -25,10 +28,14 @@ fn bytes_h(n: u64) -> String {
     }
 }
 
-/// A plain table with aligned columns.
+/// A plain table with aligned columns; every cell is escaped ([`esc`]) so it stays on its line.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| esc(c).into_owned()).collect())
+        .collect();
     let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             if let Some(x) = w.get_mut(i) {
                 *x = (*x).max(c.chars().count());
@@ -45,7 +52,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         let _ = writeln!(out, "{}", s.join("  ").trim_end());
     };
     line(header.to_vec(), &mut out);
-    for r in rows {
+    for r in &rows {
         line(r.iter().map(String::as_str).collect(), &mut out);
     }
     out
@@ -63,6 +70,7 @@ pub fn server_list(servers: &[ServerView]) -> String {
                 s.name.clone(),
                 s.mac.to_string(),
                 s.state.name().to_string(),
+                s.lease.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
                 timestamp(s.since_ms),
                 s.reserved_ip
                     .map(|i| i.to_string())
@@ -75,7 +83,9 @@ pub fn server_list(servers: &[ServerView]) -> String {
         })
         .collect();
     table(
-        &["NAME", "MAC", "STATE", "SINCE", "RESERVED", "HARDWARE"],
+        &[
+            "NAME", "MAC", "STATE", "LEASE", "SINCE", "RESERVED", "HARDWARE",
+        ],
         &rows,
     )
 }
@@ -194,6 +204,16 @@ pub fn event_text(k: &EventKind) -> (String, String) {
     (kind.to_string(), text)
 }
 
+/// One timeline entry as one escaped line, its time relative to `first_ms` (`server watch`).
+pub fn timeline_line(e: &TimelineEntry, first_ms: u64) -> String {
+    let (k, t) = event_text(&e.kind);
+    format!(
+        "  +{:>7.3}s  {k:<15} {}",
+        e.at_ms.saturating_sub(first_ms) as f64 / 1000.0,
+        esc(&t)
+    )
+}
+
 /// The timeline with times relative to its first entry.
 pub fn timeline(entries: &[TimelineEntry]) -> String {
     let Some(first) = entries.first() else {
@@ -225,15 +245,22 @@ pub fn timeline(entries: &[TimelineEntry]) -> String {
     )
 }
 
-/// `server show`.
+/// `server show`. Facts and reasons come from the agent: every string is escaped.
 pub fn server_show(s: &ServerView) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "Server    {} ({})", s.name, s.mac);
+    let _ = writeln!(o, "Server    {} ({})", esc(&s.name), s.mac);
     let _ = writeln!(
         o,
         "State     {} since {}",
-        state_detail(&s.state),
+        esc(&state_detail(&s.state)),
         timestamp(s.since_ms)
+    );
+    let _ = writeln!(
+        o,
+        "Lease     {}",
+        s.lease
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "- (not leased)".into())
     );
     let _ = writeln!(
         o,
@@ -252,7 +279,7 @@ pub fn server_show(s: &ServerView) -> String {
         Some(f) => {
             let _ = writeln!(o, "Facts");
             let sm = &f.smbios;
-            let opt = |x: &Option<String>| x.clone().unwrap_or_else(|| "-".into());
+            let opt = |x: &Option<String>| esc_or_dash(x.as_deref());
             let _ = writeln!(
                 o,
                 "  SMBIOS  uuid {}  serial {}",
@@ -260,15 +287,15 @@ pub fn server_show(s: &ServerView) -> String {
                 opt(&sm.serial)
             );
             let _ = writeln!(o, "          {} / {}", opt(&sm.vendor), opt(&sm.product));
-            let _ = writeln!(o, "  CPU     {} x {}", f.cpu.logical, f.cpu.model);
+            let _ = writeln!(o, "  CPU     {} x {}", f.cpu.logical, esc(&f.cpu.model));
             let _ = writeln!(o, "  Memory  {}", bytes_h(f.memory_bytes));
             for n in &f.nics {
                 let _ = writeln!(
                     o,
                     "  NIC     {} {} {}{}",
-                    n.name,
+                    esc(&n.name),
                     n.mac,
-                    n.driver.clone().unwrap_or_else(|| "-".into()),
+                    opt(&n.driver),
                     n.speed_mbps
                         .map(|s| format!(" {s} Mbit/s"))
                         .unwrap_or_default()
@@ -278,17 +305,17 @@ pub fn server_show(s: &ServerView) -> String {
                 let _ = writeln!(o, "  Disks   none");
             }
             for d in &f.disks {
-                let _ = writeln!(
-                    o,
+                let line = format!(
                     "  Disk    {} {} {} {}",
-                    d.name,
+                    esc(&d.name),
                     bytes_h(d.size_bytes),
-                    d.model.clone().unwrap_or_default(),
+                    esc(d.model.as_deref().unwrap_or_default()),
                     d.serial
-                        .clone()
-                        .map(|s| format!("serial {s}"))
+                        .as_deref()
+                        .map(|s| format!("serial {}", esc(s)))
                         .unwrap_or_default()
                 );
+                let _ = writeln!(o, "{}", line.trim_end());
             }
         }
     }
