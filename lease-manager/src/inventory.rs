@@ -100,6 +100,7 @@ pub struct Inventory {
     audit: broadcast::Sender<AuditEntry>,
     effects: Mutex<Option<mpsc::UnboundedSender<Effect>>>,
     token_ttl_s: std::sync::atomic::AtomicU64,
+    durability: crate::group_commit::GroupCommit,
 }
 
 impl std::fmt::Debug for Inventory {
@@ -144,6 +145,7 @@ impl Inventory {
             audit,
             effects: Mutex::new(None),
             token_ttl_s: std::sync::atomic::AtomicU64::new(DEFAULT_TOKEN_TTL_S),
+            durability: crate::group_commit::GroupCommit::default(),
         })
     }
 
@@ -170,8 +172,13 @@ impl Inventory {
         f(&self.read())
     }
 
-    /// Runs one operation: the rules on the current ledger, then store, flush, publish and
-    /// effects, in that order. Operations are serialized.
+    /// Runs one operation: the rules on the current ledger, then store, publish, flush and
+    /// effects, in that order. Operations are serialized; their flushes are not: the fsync
+    /// happens outside the writer lock and one fsync covers every transaction written before
+    /// it (group commit). This returns only once the transaction is durable, so nothing is
+    /// answered or acted on before it is on disk. Another operation may read the new state
+    /// before it is durable, but anything it commits lands after it in sled's log, so its
+    /// own durability implies this one's.
     pub fn transact<T, E>(
         &self,
         actor: &str,
@@ -192,7 +199,6 @@ impl Inventory {
             return Ok(out);
         }
         let entries = self.store.commit(&tx, now)?;
-        self.store.flush()?;
         {
             let mut l = self.ledger.write().unwrap_or_else(|p| p.into_inner());
             l.apply(&tx);
@@ -202,7 +208,9 @@ impl Inventory {
                 tracing::error!(%why, "ledger invariant broken");
             }
         }
+        let generation = self.durability.written();
         drop(ids);
+        self.durability.wait(generation, || self.store.flush())?;
         for e in entries {
             tracing::info!(seq = e.seq, actor = %e.actor, action = %e.action, lease = ?e.lease.map(|l| l.to_string()), server = ?e.server, detail = %e.detail, "audit");
             let _ = self.audit.send(e);
@@ -541,10 +549,12 @@ impl BootDirectory for Inventory {
             Ok::<_, InventoryError>(enroll::mint(w, mac, previous, ttl))
         }) {
             Ok(Some(token)) => vec![format!("lm.lease={lease}"), format!("lm.token={token}")],
-            Ok(None) => vec![format!("lm.lease={lease}")],
+            // Not enrolling (for example released while it booted): the agent comes up
+            // without a lease, and its first heartbeat tells it to wipe and power off.
+            Ok(None) => Vec::new(),
             Err(e) => {
                 tracing::error!(%mac, error = %e, "cannot mint an enrollment token");
-                vec![format!("lm.lease={lease}")]
+                Vec::new()
             }
         }
     }
@@ -588,6 +598,51 @@ mod tests {
                 wol_password: None,
             },
         )
+    }
+
+    #[test]
+    fn leases_and_their_servers_survive_a_restart() {
+        use crate::ledger::TenantRecord;
+        use crate::ledger::leases::{self, Limits};
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let i = inv(dir.path());
+            for n in 1..=3 {
+                add(&i, &format!("s{n}"), n).unwrap();
+            }
+            let acme: lm_api::Name = "acme".parse().unwrap();
+            i.transact("test", |w| {
+                w.put_tenant(TenantRecord {
+                    name: acme.clone(),
+                    created_ms: 0,
+                    cert_serial: "1".into(),
+                    cert_not_after_ms: u64::MAX,
+                    removed: false,
+                });
+                let req = lm_api::CreateLease {
+                    count: 2,
+                    duration_s: 3600,
+                    allow_partial: false,
+                    queue: false,
+                    tunnel: lm_api::Tunnel::Wireguard,
+                    role: None,
+                    image: None,
+                };
+                leases::create(w, &acme, &req, Limits::default()).map_err(InventoryError::from)
+            })
+            .unwrap()
+            .id
+        };
+        let i = inv(dir.path());
+        let v = i.lease_view(id).unwrap();
+        let names: Vec<_> = v.servers.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["s1", "s2"]);
+        assert!(v.servers.iter().all(|s| s.state == "waking"));
+        i.with_ledger(|l| l.check()).unwrap();
+        assert_eq!(
+            i.get(MacAddr([0x52, 0x54, 0, 0, 0, 3])).unwrap().lease,
+            None
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod dhcp_store;
 pub mod events;
 pub mod fsm;
+pub mod group_commit;
 pub mod http_util;
 pub mod inventory;
 pub mod ledger;

@@ -124,6 +124,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Serve => {
             let cfg = load()?;
             let rt = tokio::runtime::Builder::new_multi_thread()
+                // Store work is serialized by the writer lock and its fsyncs are grouped:
+                // a few blocking threads are enough, and many would only slow sled's
+                // epoch-based reclamation down.
+                .max_blocking_threads(32)
                 .enable_all()
                 .build()?;
             rt.block_on(daemon::serve(cfg))?;

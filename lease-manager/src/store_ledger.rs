@@ -71,6 +71,19 @@ impl Store {
         for rec in read_all::<LeaseRecord>(&self.ledger.leases, "lease")? {
             l.leases.insert(rec.id, rec);
         }
+        // A lease's servers are the servers that name it (in name order).
+        let mut members: Vec<(&String, lm_api::MacAddr, lm_api::LeaseId)> = l
+            .servers
+            .values()
+            .filter_map(|s| s.lease.map(|id| (&s.name, s.mac, id)))
+            .collect();
+        members.sort();
+        let members: Vec<_> = members.into_iter().map(|(_, m, id)| (m, id)).collect();
+        for (mac, id) in members {
+            if let Some(lease) = l.leases.get_mut(&id) {
+                lease.servers.push(mac);
+            }
+        }
         for rec in read_all::<TenantRecord>(&self.ledger.tenants, "tenant")? {
             l.tenants.insert(rec.name.clone(), rec);
         }

@@ -189,6 +189,28 @@ pools = [{{ start = "{n0}.{n1}.{n2}.100", end = "{n0}.{n1}.{n2}.199" }}]
         })
     }
 
+    /// Kills the daemon with SIGKILL (no shutdown of any kind: a crash) and starts it again
+    /// on the same state directory; waits for `lease-manager ready`.
+    pub fn crash_and_restart(&mut self, lab: &Lab, n: u32) -> Result<()> {
+        // SAFETY: kill(2) on the PID of a child this harness started and still holds.
+        unsafe { libc::kill(self.process.pid() as libc::pid_t, libc::SIGKILL) };
+        if self.process.wait_exit(Duration::from_secs(10)).is_none() {
+            bail!("the Lease Manager did not die of SIGKILL");
+        }
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1");
+        let process = lab.run_in_dc(&format!("lease-manager-restart{n}"), &cmd)?;
+        process
+            .wait_for("lease-manager ready", Duration::from_secs(30))
+            .map_err(|e| anyhow::anyhow!("the Lease Manager did not restart: {e}"))?;
+        self.process = process;
+        Ok(())
+    }
+
     /// The daemon's process (log lines, markers).
     pub fn process(&self) -> &Arc<Process> {
         &self.process

@@ -99,7 +99,7 @@ pub struct EnrollRequest {
     pub lease: LeaseId,
     pub boot_id: BootId,
     pub boot_mac: MacAddr,
-    /// From `lm.token=`: 43 base64url characters.
+    /// From `lm.token=`: 64 lowercase hex characters (256 random bits).
     pub token: String,
     /// PKCS#10 request (PEM) for the key the agent generated in RAM.
     pub csr_pem: String,

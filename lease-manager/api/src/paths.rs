@@ -4,6 +4,11 @@
 pub const AGENT_HELLO: &str = "/v1/agent/hello";
 /// Agent -> LM (HTTPS): a phase report (progress or failure) from the agent.
 pub const AGENT_REPORT: &str = "/v1/agent/report";
+/// Agent -> LM (HTTPS, no client certificate; the single-use token authenticates): enrollment.
+pub const AGENT_ENROLL: &str = "/v1/agent/enroll";
+/// Agent -> LM (HTTPS, with the agent certificate once enrolled): heartbeat; the answer may
+/// say release.
+pub const AGENT_HEARTBEAT: &str = "/v1/agent/heartbeat";
 /// Operator console -> LM (local admin socket): the server inventory.
 pub const SERVERS: &str = "/v1/servers";
 /// Plain-HTTP boot artifacts served to iPXE, per host so every fetch is attributed:

@@ -42,7 +42,8 @@ pub struct Settings {
     pub hold: Option<Duration>,
 }
 
-async fn retry<T, F, Fut>(
+/// Calls `f` until it succeeds, a non-transient error comes, or `deadline` passes.
+pub async fn retry<T, F, Fut>(
     deadline: Instant,
     retries: &mut u32,
     what: &str,
@@ -163,6 +164,10 @@ async fn run_inner(
     };
     let every = Duration::from_secs(u64::from(er.heartbeat_secs.max(1)));
     let enrolled_at = Instant::now();
+    // Like the ramdisk agent: the first heartbeat one interval after enrolling.
+    if s.hold.is_none_or(|h| !h.is_zero()) {
+        tokio::time::sleep(every).await;
+    }
     loop {
         if s.hold.is_some_and(|h| enrolled_at.elapsed() >= h) {
             return Ok(());

@@ -78,6 +78,18 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// User + system CPU time of a process, in milliseconds.
+fn cpu_ms(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ticks * 1000 / hz)
+}
+
 fn macs(prefix: &str, n: u32) -> anyhow::Result<Vec<MacAddr>> {
     let p: Vec<u8> = prefix
         .split(':')
@@ -154,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let barrier = Arc::new(Barrier::new(args.agents as usize));
     let started = Instant::now();
+    let cpu_before = args.lm_pid.and_then(cpu_ms);
     let tasks: Vec<_> = macs
         .iter()
         .enumerate()
@@ -200,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
     if args.release {
         // Wait until every agent enrolled (or failed), then release.
         loop {
-            let views: Vec<LeaseView> = tenant.get("/v1/leases").await?;
+            let views: Vec<LeaseView> = lm_retry(|| tenant.get("/v1/leases")).await?;
             let enrolled: usize = views
                 .iter()
                 .filter(|l| leases.contains(&l.id))
@@ -215,9 +228,8 @@ async fn main() -> anyhow::Result<()> {
         }
         release_started = Some(Instant::now());
         for id in &leases {
-            let _: LeaseView = tenant
-                .call("POST", &format!("/v1/leases/{id}/release"), None)
-                .await?;
+            let path = format!("/v1/leases/{id}/release");
+            let _: LeaseView = lm_retry(|| tenant.call("POST", &path, None)).await?;
         }
     }
     for t in tasks {
@@ -229,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
     let mut ended = None;
     if let Some(t0) = release_started {
         loop {
-            let views: Vec<LeaseView> = tenant.get("/v1/leases").await?;
+            let views: Vec<LeaseView> = lm_retry(|| tenant.get("/v1/leases")).await?;
             if views
                 .iter()
                 .filter(|l| leases.contains(&l.id))
@@ -245,7 +257,27 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let total = started.elapsed();
-    report(&args, &outcomes, total, ended)
+    let lm_cpu = match (cpu_before, args.lm_pid.and_then(cpu_ms)) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    report(&args, &outcomes, total, ended, lm_cpu)
+}
+
+/// The tenant's calls survive an LM restart (fault tests kill it).
+async fn lm_retry<T, F, Fut>(f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, lm_client::ClientError>>,
+{
+    let mut retries = 0;
+    agent::retry(
+        Instant::now() + Duration::from_secs(60),
+        &mut retries,
+        "tenant call",
+        f,
+    )
+    .await
 }
 
 fn report(
@@ -253,6 +285,7 @@ fn report(
     outcomes: &[agent::Outcome],
     total: Duration,
     release: Option<Duration>,
+    lm_cpu_ms: Option<u64>,
 ) -> anyhow::Result<()> {
     let enroll: Vec<Duration> = outcomes.iter().filter_map(|o| o.enroll).collect();
     let s = stats::summarize(&enroll);
@@ -281,6 +314,7 @@ fn report(
                 "release_to_ended_ms": release.map(|d| d.as_millis() as u64),
                 "total_ms": total.as_millis() as u64,
                 "lm_peak_rss_kib": rss,
+                "lm_cpu_ms": lm_cpu_ms,
                 "first_errors": errors.iter().take(5).collect::<Vec<_>>(),
             })
         );
@@ -301,6 +335,13 @@ fn report(
                 "release           {} agents wiped, leases ended {:.1} s after the release",
                 outcomes.iter().filter(|o| o.released).count(),
                 r.as_secs_f64()
+            );
+        }
+        if let Some(ms) = lm_cpu_ms {
+            println!(
+                "LM CPU            {:.1} s for the run ({:.2} ms per agent)",
+                ms as f64 / 1000.0,
+                ms as f64 / f64::from(args.agents)
             );
         }
         if let Some(kib) = rss {

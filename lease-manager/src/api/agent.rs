@@ -90,18 +90,29 @@ pub(super) async fn hello(
     }
     let actor = format!("agent:{}", rec.name);
     let name = blocking(move || {
-        inv.apply_as(
-            &actor,
-            mac,
-            &Input::Hello {
-                boot_id: req.boot_id,
-            },
-        )
+        // One transaction: the state change, its lease's reaction and the facts.
+        inv.transact(&actor, |w| {
+            if w.step_server(
+                mac,
+                &Input::Hello {
+                    boot_id: req.boot_id,
+                },
+            )?
+            .is_some()
+            {
+                leases::server_changed(w, mac)?;
+            }
+            let mut r = w
+                .server(mac)
+                .ok_or_else(|| InventoryError::NotFound(mac.to_string()))?;
+            r.facts = Some(req.facts);
+            w.put_server(r);
+            Ok::<_, InventoryError>(())
+        })
         .map_err(|e| {
             tracing::warn!(mac = %mac, error = %e, "agent hello refused");
             inv_err(e)
         })?;
-        inv.set_facts(mac, req.facts).map_err(inv_err)?;
         inv.record(
             mac,
             EventKind::AgentHello {
@@ -120,6 +131,84 @@ pub(super) async fn hello(
     }))
 }
 
+/// A certificate issued for an enrollment (before or inside its transaction).
+struct Issued {
+    identity: Identity,
+    not_after_ms: u64,
+    serial: String,
+    cert_pem: String,
+}
+
+/// Signs the agent certificate for `server` in `lease` until `not_after_ms`.
+fn issue(
+    api: &Api,
+    csr: &lm_pki::VerifiedCsr,
+    identity: Identity,
+    now_ms: u64,
+    not_after_ms: u64,
+    serial_bits: [u64; 2],
+) -> Result<Issued, InventoryError> {
+    let mut serial = [0u8; 16];
+    serial[..8].copy_from_slice(&serial_bits[0].to_be_bytes());
+    serial[8..].copy_from_slice(&serial_bits[1].to_be_bytes());
+    let serial =
+        Serial::from_bytes(&serial).map_err(|e| InventoryError::Internal(e.to_string()))?;
+    let cert = api
+        .ca
+        .authority()
+        .issue_for_csr(
+            csr,
+            &identity,
+            UNIX_EPOCH + Duration::from_millis(now_ms),
+            UNIX_EPOCH + Duration::from_millis(not_after_ms),
+            serial,
+        )
+        .map_err(|e| InventoryError::Internal(e.to_string()))?;
+    Ok(Issued {
+        identity,
+        not_after_ms,
+        serial: cert.serial_hex,
+        cert_pem: cert.cert_pem,
+    })
+}
+
+/// The certificate a valid enrollment of this token would get, signed before the
+/// transaction so that the signature is not made under the writer lock (a thousand agents
+/// enroll at once). The transaction decides again and uses it only if it matches its grant.
+fn presign(
+    api: &Api,
+    token: Option<&crate::ledger::TokenRecord>,
+    csr: &lm_pki::VerifiedCsr,
+    max_cert_s: u64,
+) -> Option<Issued> {
+    let t = token?;
+    let now = api.inventory.now_ms();
+    let (server, ends_ms) = api.inventory.with_ledger(|l| {
+        let s = l.servers.get(&t.mac)?;
+        let lease = l.leases.get(&t.lease)?;
+        Some((s.name.clone(), lease.ends_ms))
+    })?;
+    let not_after_ms = ends_ms.min(now.saturating_add(max_cert_s.saturating_mul(1000)));
+    // Whole seconds, as the certificate has them.
+    let not_after_ms = not_after_ms / 1000 * 1000;
+    if not_after_ms <= now {
+        return None;
+    }
+    let identity = Identity::Agent {
+        lease: t.lease,
+        server: server.parse().ok()?,
+    };
+    issue(
+        api,
+        csr,
+        identity,
+        now,
+        not_after_ms,
+        [rand::random(), rand::random()],
+    )
+    .ok()
+}
+
 pub(super) async fn enroll(
     State(api): State<Arc<Api>>,
     JsonBody(req): JsonBody<EnrollRequest>,
@@ -135,51 +224,75 @@ pub(super) async fn enroll(
         } else {
             None
         };
-        let csr_check = csr.as_ref().map(|_| ()).map_err(|e| e.to_string());
         let max = api2.settings.agent_cert_max_s;
+        let presigned = match &csr {
+            Ok(c) if token.as_ref().is_some_and(|t| t.spent_ms.is_none()) => {
+                presign(&api2, token.as_ref(), c, max)
+            }
+            _ => None,
+        };
+        let csr_key = csr
+            .as_ref()
+            .map(|c| enroll::key_hash(&c.public_key_der()))
+            .map_err(|e| e.to_string());
+        let heartbeat_secs = api2.settings.heartbeat_secs;
         api2.inventory
             .transact(&format!("agent:{}", req.boot_mac), |w| {
-                let grant = match enroll::decide(w, &req, token, csr_check, max) {
-                    Ok(g) => g,
+                let grant = match enroll::decide(w, &req, token, csr_key, max) {
+                    Ok(enroll::Enrollment::New(g)) => g,
+                    Ok(enroll::Enrollment::Replay {
+                        server,
+                        lease,
+                        tunnel,
+                        issued,
+                    }) => {
+                        return Ok(Ok(EnrollResponse {
+                            server,
+                            lease,
+                            cert_pem: issued.cert_pem,
+                            serial: issued.serial,
+                            not_after_ms: issued.not_after_ms,
+                            tunnel,
+                            heartbeat_secs,
+                        }));
+                    }
                     Err(refusal) => return Ok(Err(refusal)),
                 };
                 let Ok(csr) = &csr else {
                     return Err(InventoryError::Internal("CSR checked above".into()));
                 };
-                let server = grant
-                    .server
-                    .parse()
-                    .map_err(|e: lm_api::NameError| InventoryError::Internal(e.to_string()))?;
                 let identity = Identity::Agent {
                     lease: grant.lease,
-                    server,
+                    server: grant
+                        .server
+                        .parse()
+                        .map_err(|e: lm_api::NameError| InventoryError::Internal(e.to_string()))?,
                 };
-                let now = UNIX_EPOCH + Duration::from_millis(w.now_ms);
-                let not_after = UNIX_EPOCH + Duration::from_millis(grant.not_after_ms);
-                let mut serial = [0u8; 16];
-                serial[..8].copy_from_slice(&w.random().to_be_bytes());
-                serial[8..].copy_from_slice(&w.random().to_be_bytes());
-                let serial = Serial::from_bytes(&serial)
-                    .map_err(|e| InventoryError::Internal(e.to_string()))?;
-                let cert = api2
-                    .ca
-                    .authority()
-                    .issue_for_csr(csr, &identity, now, not_after, serial)
-                    .map_err(|e| InventoryError::Internal(e.to_string()))?;
-                enroll::enrolled(w, &grant, req.boot_id, &cert.serial_hex)?;
+                let not_after_ms = grant.not_after_ms / 1000 * 1000;
+                let cert = match presigned {
+                    Some(p) if p.identity == identity && p.not_after_ms == not_after_ms => p,
+                    _ => {
+                        let bits = [w.random(), w.random()];
+                        issue(&api2, csr, identity, w.now_ms, not_after_ms, bits)?
+                    }
+                };
+                enroll::enrolled(
+                    w,
+                    &grant,
+                    req.boot_id,
+                    &cert.serial,
+                    &cert.cert_pem,
+                    cert.not_after_ms,
+                )?;
                 leases::server_changed(w, grant.mac)?;
                 Ok(Ok(EnrollResponse {
                     server: grant.server.clone(),
                     lease: grant.lease,
                     cert_pem: cert.cert_pem,
-                    serial: cert.serial_hex,
-                    not_after_ms: cert
-                        .not_after
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_millis() as u64)
-                        .unwrap_or(0),
+                    serial: cert.serial,
+                    not_after_ms: cert.not_after_ms,
                     tunnel: grant.tunnel,
-                    heartbeat_secs: api2.settings.heartbeat_secs,
+                    heartbeat_secs,
                 }))
             })
             .map_err(inv_err)
@@ -253,10 +366,10 @@ pub(super) async fn heartbeat(
     JsonBody(hb): JsonBody<Heartbeat>,
 ) -> Result<Json<HeartbeatResponse>, HttpError> {
     let rec = check_agent(&api, &p, hb.boot_mac, hb.boot_id)?;
-    let lease_ends_ms = rec
-        .lease
-        .and_then(|id| api.inventory.lease_view(id))
-        .map(|l| l.ends_ms);
+    let lease_ends_ms = rec.lease.and_then(|id| {
+        api.inventory
+            .with_ledger(|l| l.leases.get(&id).map(|x| x.ends_ms))
+    });
     let action = match rec.state {
         ServerState::Releasing { .. } => {
             // The agent hears about the release now: it is wiping from here on.

@@ -61,9 +61,10 @@ fn line(e: &AuditEntry) -> Bytes {
 }
 
 fn lease_over(api: &Api, lease: Option<LeaseId>) -> bool {
-    lease
-        .and_then(|id| api.inventory.lease_view(id))
-        .is_some_and(|l| l.state.is_final())
+    lease.is_some_and(|id| {
+        api.inventory
+            .with_ledger(|l| l.leases.get(&id).is_some_and(|x| x.state.is_final()))
+    })
 }
 
 async fn pump(
@@ -104,6 +105,19 @@ async fn pump(
                     return;
                 }
                 if wanted(&e) && lease_over(&api, lease) {
+                    // The rest of the transaction that ended the lease is already in the
+                    // store (entries are committed before they are announced): send it, then
+                    // end the stream.
+                    let store = api.inventory.store().clone();
+                    let rest =
+                        tokio::task::spawn_blocking(move || store.audit(next, MAX_PAGE)).await;
+                    if let Ok(Ok(rest)) = rest {
+                        for e in rest.iter().filter(|e| wanted(e)) {
+                            if tx.send(line(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
                     return;
                 }
             }

@@ -649,6 +649,24 @@ async fn every_enrollment_refusal_is_refused_and_audited() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
+    let first: EnrollResponse = serde_json::from_str(&b).unwrap();
+    // The same agent asking again (its answer was lost) with the same key gets the same
+    // certificate; that is not a refusal.
+    let (s, b) = f
+        .call(
+            &As::Nobody,
+            Method::POST,
+            "/v1/agent/enroll",
+            &enroll_body(lease, mac, boot, &t5, &good_csr),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "replay: {b}");
+    let again: EnrollResponse = serde_json::from_str(&b).unwrap();
+    assert_eq!(
+        (again.serial, again.cert_pem),
+        (first.serial, first.cert_pem)
+    );
+    // Another key with the used token is a reuse.
     let (s, b) = f
         .call(
             &As::Nobody,

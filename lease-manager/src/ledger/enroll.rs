@@ -21,6 +21,11 @@ pub fn token_key(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The SHA-256 (hex) of a CSR's public key (what a replayed enrollment must match).
+pub fn key_hash(public_key_der: &[u8]) -> String {
+    hex::encode(Sha256::digest(public_key_der))
+}
+
 /// Whether `token` has the shape of a token (checked before any lookup).
 pub fn well_formed(token: &str) -> bool {
     token.len() == TOKEN_HEX_LEN
@@ -70,6 +75,7 @@ pub fn mint(
             expires_ms: now.saturating_add(ttl_s.saturating_mul(1000)),
             spent_ms: None,
             spent_why: None,
+            issued: None,
         },
     );
     w.audit(
@@ -127,21 +133,44 @@ pub struct EnrollGrant {
     pub tunnel: Tunnel,
     /// The certificate's end: the lease's end, or `now + max_cert_s` if that is sooner.
     pub not_after_ms: u64,
+    /// Store key of the token, and the hash of the CSR's key (recorded with the certificate).
+    pub token_key: String,
+    pub key_hash: String,
+}
+
+/// What an enrollment request leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrollment {
+    /// Issue a certificate.
+    New(EnrollGrant),
+    /// The same agent asks again (its answer was lost): the certificate it already has.
+    Replay {
+        server: String,
+        lease: LeaseId,
+        tunnel: Tunnel,
+        issued: super::IssuedRecord,
+    },
 }
 
 /// Decides an enrollment. `token` is the stored record for the presented token (if any),
-/// `csr` the outcome of checking the CSR. The token is spent (used or refused) and the
-/// refusal audited in `w` either way, so the caller commits `w` in both cases.
+/// `csr_key` the SHA-256 of the CSR's public key, or why the CSR was refused. The token is
+/// spent (used or refused) and a refusal audited in `w` either way, so the caller commits `w`
+/// in both cases.
 pub fn decide(
     w: &mut Work<'_>,
     req: &EnrollRequest,
     token: Option<TokenRecord>,
-    csr: Result<(), String>,
+    csr_key: Result<String, String>,
     max_cert_s: u64,
-) -> Result<EnrollGrant, EnrollRefusal> {
+) -> Result<Enrollment, EnrollRefusal> {
+    if let (Some(t), Ok(key_hash)) = (&token, &csr_key)
+        && let Some(replay) = replay(w, req, t, key_hash)
+    {
+        return Ok(replay);
+    }
     let now = w.now_ms;
     let key = token_key(&req.token);
-    let res = check(w, req, token.as_ref(), csr, max_cert_s);
+    let res = check(w, req, token.as_ref(), csr_key, max_cert_s);
     if let Some(mut t) = token
         && t.spent_ms.is_none()
     {
@@ -154,7 +183,7 @@ pub fn decide(
     }
     // On success the caller issues the certificate and records it with `enrolled`.
     if let Err(e) = &res {
-        let server = w.server(req.boot_mac).map(|s| s.name);
+        let server = w.server_ref(req.boot_mac).map(|s| s.name.clone());
         w.audit(
             "security.enroll-refused",
             Some(req.lease),
@@ -163,14 +192,40 @@ pub fn decide(
             format!("from MAC {} boot {}: {e}", req.boot_mac, req.boot_id),
         );
     }
-    res
+    res.map(Enrollment::New)
+}
+
+/// The same token, the same key, the same boot, and the server still holds that certificate:
+/// the agent lost the answer and asks again.
+fn replay(
+    w: &Work<'_>,
+    req: &EnrollRequest,
+    t: &TokenRecord,
+    key_hash: &str,
+) -> Option<Enrollment> {
+    let issued = t.issued.as_ref()?;
+    let server = w.server_ref(req.boot_mac)?;
+    let lease = w.lease_ref(t.lease)?;
+    let same = issued.key_hash == key_hash
+        && t.lease == req.lease
+        && t.mac == req.boot_mac
+        && t.boot_id == req.boot_id
+        && server.cert_serial.as_deref() == Some(issued.serial.as_str())
+        && server.state.boot_id() == Some(req.boot_id)
+        && !lease.state.is_final();
+    same.then(|| Enrollment::Replay {
+        server: server.name.clone(),
+        lease: t.lease,
+        tunnel: lease.tunnel,
+        issued: issued.clone(),
+    })
 }
 
 fn check(
     w: &Work<'_>,
     req: &EnrollRequest,
     token: Option<&TokenRecord>,
-    csr: Result<(), String>,
+    csr_key: Result<String, String>,
     max_cert_s: u64,
 ) -> Result<EnrollGrant, EnrollRefusal> {
     if !well_formed(&req.token) {
@@ -201,7 +256,9 @@ fn check(
     if t.boot_id != req.boot_id {
         return Err(EnrollRefusal::StaleBoot);
     }
-    let lease = w.lease(t.lease).ok_or(EnrollRefusal::LeaseOver(t.lease))?;
+    let lease = w
+        .lease_ref(t.lease)
+        .ok_or(EnrollRefusal::LeaseOver(t.lease))?;
     if !matches!(lease.state, LeaseState::Provisioning | LeaseState::Active)
         || lease.ends_ms <= w.now_ms
     {
@@ -215,12 +272,14 @@ fn check(
     {
         return Err(EnrollRefusal::NotEnrolling(server.state.name()));
     }
-    csr.map_err(EnrollRefusal::BadCsr)?;
+    let key_hash = csr_key.map_err(EnrollRefusal::BadCsr)?;
     Ok(EnrollGrant {
+        token_key: token_key(&req.token),
+        key_hash,
         server: server.name,
         mac: t.mac,
         lease: t.lease,
-        tenant: lease.tenant,
+        tenant: lease.tenant.clone(),
         tunnel: lease.tunnel,
         not_after_ms: lease
             .ends_ms
@@ -228,24 +287,35 @@ fn check(
     })
 }
 
-/// Records an issued agent certificate and moves the server on to `tunneling`.
+/// Records an issued agent certificate (on the server and with its token, for a replay) and
+/// moves the server on to `tunneling`.
 pub fn enrolled(
     w: &mut Work<'_>,
     grant: &EnrollGrant,
     boot_id: lm_api::BootId,
     serial: &str,
+    cert_pem: &str,
+    not_after_ms: u64,
 ) -> Result<(), super::StepError> {
     let mut rec = w
         .server(grant.mac)
         .ok_or(super::StepError::NoServer(grant.mac))?;
     rec.cert_serial = Some(serial.to_string());
     w.put_server(rec);
+    if let Some(t) = w.tx.tokens.get_mut(&grant.token_key) {
+        t.issued = Some(super::IssuedRecord {
+            key_hash: grant.key_hash.clone(),
+            cert_pem: cert_pem.to_string(),
+            serial: serial.to_string(),
+            not_after_ms,
+        });
+    }
     w.audit(
         "agent.enrolled",
         Some(grant.lease),
         Some(&grant.server),
         Some(&grant.tenant),
-        format!("certificate {serial} valid until {} ms", grant.not_after_ms),
+        format!("certificate {serial} valid until {not_after_ms} ms"),
     );
     w.step_server(grant.mac, &Input::Enrolled { boot_id })?;
     Ok(())

@@ -83,7 +83,7 @@ fn idle_servers(w: &Work<'_>) -> Vec<MacAddr> {
     w.server_macs_by_name()
         .into_iter()
         .filter(|m| {
-            w.server(*m)
+            w.server_ref(*m)
                 .is_some_and(|s| s.state == ServerState::Idle && s.lease.is_none())
         })
         .collect()
@@ -94,16 +94,12 @@ fn take_server(w: &mut Work<'_>, lease: &mut LeaseRecord, mac: MacAddr) -> Resul
     let mut rec = w.server(mac).ok_or(StepError::NoServer(mac))?;
     rec.lease = Some(lease.id);
     rec.cert_serial = None;
-    let name = rec.name.clone();
     w.put_server(rec);
     w.step_server(mac, &Input::Reserve)?;
     let boot_id = lm_api::BootId::from_random(w.random());
     w.step_server(mac, &Input::Wake { boot_id })?;
     w.tx.effects.push(super::Effect::Wake { mac, boot_id });
     lease.servers.push(mac);
-    if !lease.history.contains(&name) {
-        lease.history.push(name);
-    }
     Ok(())
 }
 
@@ -174,7 +170,6 @@ pub fn create(
         count: req.count - declined,
         waiting: queued,
         servers: Vec::new(),
-        history: Vec::new(),
         tunnel: req.tunnel,
         role: req.role.clone(),
         image: req.image.clone(),
@@ -296,7 +291,7 @@ fn settle(w: &mut Work<'_>, lease: &mut LeaseRecord) {
             if lease.waiting == 0
                 && !lease.servers.is_empty()
                 && lease.servers.iter().all(|m| {
-                    w.server(*m)
+                    w.server_ref(*m)
                         .is_some_and(|s| matches!(s.state, ServerState::Running { .. }))
                 }) =>
         {
@@ -309,21 +304,27 @@ fn settle(w: &mut Work<'_>, lease: &mut LeaseRecord) {
 /// Call after a server's state changed: fails its lease if it broke, returns it when done,
 /// and hands idle servers to queued leases.
 pub fn server_changed(w: &mut Work<'_>, mac: MacAddr) -> Result<(), LeaseRefusal> {
-    let Some(rec) = w.server(mac) else {
+    let Some(rec) = w.server_ref(mac) else {
         return Ok(());
     };
-    if let Some(id) = rec.lease
+    let (lease_id, state) = (rec.lease, rec.state.clone());
+    let name = rec.name.clone();
+    if let Some(id) = lease_id
         && let Some(mut lease) = w.lease(id)
     {
-        let broken = match &rec.state {
-            ServerState::Unreachable { reason, .. } | ServerState::Failed { reason, .. } => Some(
-                format!("server {} {}: {reason}", rec.name, rec.state.name()),
-            ),
+        let broken = match &state {
+            ServerState::Unreachable { reason, .. } | ServerState::Failed { reason, .. } => {
+                Some(format!("server {name} {}: {reason}", state.name()))
+            }
             _ => None,
         };
+        let before = lease.clone();
         unbind_if_done(w, &mut lease, mac);
         settle(w, &mut lease);
-        w.put_lease(lease.clone());
+        // Leases can be large (a thousand servers): write them only when they change.
+        if lease != before {
+            w.put_lease(lease.clone());
+        }
         if let Some(why) = broken
             && !matches!(lease.state, LeaseState::Releasing)
             && !lease.state.is_final()
@@ -331,7 +332,7 @@ pub fn server_changed(w: &mut Work<'_>, mac: MacAddr) -> Result<(), LeaseRefusal
             release(w, id, &why, true)?;
         }
     }
-    if w.server(mac)
+    if w.server_ref(mac)
         .is_some_and(|s| s.state == ServerState::Idle && s.lease.is_none())
     {
         assign_waiting(w)?;
@@ -438,7 +439,7 @@ pub fn expire_due(w: &mut Work<'_>) -> Result<Vec<LeaseId>, LeaseRefusal> {
         .lease_ids()
         .into_iter()
         .filter(|id| {
-            w.lease(*id).is_some_and(|l| {
+            w.lease_ref(*id).is_some_and(|l| {
                 !l.state.is_final() && l.state != LeaseState::Releasing && l.ends_ms <= now
             })
         })
@@ -453,7 +454,9 @@ pub fn expire_due(w: &mut Work<'_>) -> Result<Vec<LeaseId>, LeaseRefusal> {
 pub fn release_timeouts(w: &mut Work<'_>, timeout_s: u64) -> Result<(), LeaseRefusal> {
     let now = w.now_ms;
     for mac in w.server_macs_by_name() {
-        let Some(rec) = w.server(mac) else { continue };
+        let Some(rec) = w.server_ref(mac) else {
+            continue;
+        };
         let waiting = matches!(
             rec.state,
             ServerState::Releasing { .. } | ServerState::Wiping { .. }

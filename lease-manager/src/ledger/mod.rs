@@ -17,7 +17,7 @@ use lm_api::{BootId, LeaseId, MacAddr, Name, ServerState};
 
 use crate::audit::AuditDraft;
 use crate::fsm::{self, Input, Refusal};
-pub use records::{LeaseRecord, Revocation, ServerRecord, TenantRecord, TokenRecord};
+pub use records::{IssuedRecord, LeaseRecord, Revocation, ServerRecord, TenantRecord, TokenRecord};
 
 /// Everything the LM decides on, in memory.
 #[derive(Debug, Default, Clone)]
@@ -142,6 +142,25 @@ impl<'a> Work<'a> {
             .map(|(_, m)| m)
             .filter(|m| !self.tx.removed_servers.contains(m))
             .collect()
+    }
+
+    /// A server as this operation sees it, without a copy.
+    pub fn server_ref(&self, mac: MacAddr) -> Option<&ServerRecord> {
+        if self.tx.removed_servers.contains(&mac) {
+            return None;
+        }
+        self.tx
+            .servers
+            .get(&mac)
+            .or_else(|| self.base.servers.get(&mac))
+    }
+
+    /// A lease as this operation sees it, without a copy.
+    pub fn lease_ref(&self, id: LeaseId) -> Option<&LeaseRecord> {
+        self.tx
+            .leases
+            .get(&id)
+            .or_else(|| self.base.leases.get(&id))
     }
 
     /// A lease as this operation sees it.

@@ -39,11 +39,11 @@ pub struct LeaseRecord {
     pub failing: bool,
     pub count: u32,
     pub waiting: u32,
-    /// Servers assigned now (MACs), in assignment order.
+    /// Servers assigned now (MACs). Not stored with the lease: each server record names its
+    /// lease, and this list is rebuilt from them at load (a lease of a thousand servers would
+    /// otherwise be rewritten whole every time one of them changes).
+    #[serde(skip)]
     pub servers: Vec<MacAddr>,
-    /// Every server the lease ever had (for its timeline after they are returned).
-    #[serde(default)]
-    pub history: Vec<String>,
     pub tunnel: Tunnel,
     pub role: Option<String>,
     pub image: Option<String>,
@@ -77,6 +77,20 @@ pub struct TokenRecord {
     pub spent_ms: Option<u64>,
     #[serde(default)]
     pub spent_why: Option<String>,
+    /// The certificate issued with this token: an agent whose answer was lost (the LM
+    /// restarted) asks again with the same token and the same key, and gets it again.
+    #[serde(default)]
+    pub issued: Option<IssuedRecord>,
+}
+
+/// A certificate issued at enrollment (public data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedRecord {
+    /// SHA-256 (hex) of the CSR's public key.
+    pub key_hash: String,
+    pub cert_pem: String,
+    pub serial: String,
+    pub not_after_ms: u64,
 }
 
 /// A revoked certificate.

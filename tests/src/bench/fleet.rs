@@ -26,6 +26,8 @@ pub struct FleetResult {
     pub total_ms: u64,
     pub lm_peak_rss_kib: Option<u64>,
     #[serde(default)]
+    pub lm_cpu_ms: Option<u64>,
+    #[serde(default)]
     pub first_errors: Vec<String>,
 }
 
@@ -126,14 +128,17 @@ pub fn report(r: &FleetResult) -> String {
             .unwrap_or_else(|| "-".into()),
     ));
     s.push_str(&format!(
-        "\nGoal: p99 under 200 ms with no errors: **{}**. Retries: {}. Wall time {:.1} s.\n",
+        "\nGoal: p99 under 200 ms with no errors: **{}**. Retries: {}. Wall time {:.1} s. LM CPU {}.\n",
         if r.errors == 0 && r.enroll_latency_ms.p99_ms < 200.0 {
             "met"
         } else {
             "missed"
         },
         r.retries,
-        r.total_ms as f64 / 1000.0
+        r.total_ms as f64 / 1000.0,
+        r.lm_cpu_ms
+            .map(|ms| format!("{:.1} s ({:.2} ms per agent)", ms as f64 / 1000.0, ms as f64 / f64::from(r.agents)))
+            .unwrap_or_else(|| "n/a".into())
     ));
     for e in &r.first_errors {
         s.push_str(&format!("- error: {e}\n"));
