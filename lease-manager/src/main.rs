@@ -53,6 +53,19 @@ enum CaCmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Import an existing CA (certificate and key, PEM) instead of creating one; refused if the
+    /// folder already holds a CA. The key is written with mode 0600.
+    Import {
+        /// The CA certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// CA folder; default `<state_dir>/ca` of the config.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Print the CA certificate (PEM).
     Show {
         /// CA folder; default `<state_dir>/ca` of the config.
@@ -94,9 +107,18 @@ fn main() -> anyhow::Result<()> {
             let client = console::AdminClient::new(&load()?.admin_socket());
             console_runtime()?.block_on(console::ca_crl(&client, out.as_deref()))?;
         }
+        Cmd::Ca(CaCmd::Import { cert, key, dir }) => {
+            let dir = match dir {
+                Some(d) => d,
+                None => load()?.state_dir.join("ca"),
+            };
+            let ca = ca::Ca::import(&dir, &cert, &key)?;
+            eprintln!("imported the CA into {}", dir.display());
+            println!("{}", ca.cert_path().display());
+        }
         Cmd::Ca(c) => {
             let (CaCmd::Init { dir } | CaCmd::Show { dir }) = &c else {
-                unreachable!("ca crl is handled above")
+                unreachable!("ca crl and ca import are handled above")
             };
             let dir = match dir {
                 Some(d) => d.clone(),
@@ -112,7 +134,9 @@ fn main() -> anyhow::Result<()> {
                     println!("{}", ca.cert_path().display());
                 }
                 CaCmd::Show { .. } => print!("{}", ca.cert_pem()),
-                CaCmd::Crl { .. } => unreachable!("ca crl is handled above"),
+                CaCmd::Crl { .. } | CaCmd::Import { .. } => {
+                    unreachable!("ca crl and ca import are handled above")
+                }
             }
         }
         Cmd::BenchPxe(a) => {

@@ -257,6 +257,20 @@ fn a_tenant_leases_a_server_the_agent_enrolls_and_wipes_on_release() {
     assert!(view.ended_ms.is_some(), "{view:?}");
     let v = lm.show("vm1").expect("show");
     assert_eq!(v.state.name(), "idle", "{v:?}");
+    // The operator console shows the lease with its timeline.
+    let shown = lm
+        .console(&["lease", "show", &lease.to_string()])
+        .expect("lease show");
+    for want in [
+        "ended",
+        "lease.created",
+        "agent.enrolled",
+        "cert.revoked",
+        "vm1",
+    ] {
+        assert!(shown.contains(want), "`lease show` lacks {want}:\n{shown}");
+    }
+    println!("{shown}");
 
     // The certificate is revoked: in the CRL and in the audit log (after the wipe report).
     let (status, crl) = admin(&sock, "GET", "/v1/ca/crl", None);

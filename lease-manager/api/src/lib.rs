@@ -6,6 +6,7 @@
 
 mod agent;
 mod audit;
+pub mod body;
 mod facts;
 mod ids;
 mod lease;
@@ -20,6 +21,7 @@ pub use agent::{
     HeartbeatResponse, HelloRequest, HelloResponse,
 };
 pub use audit::{AuditEntry, AuditVerification};
+pub use body::{BodyError, MAX_BODY, parse_body};
 pub use facts::{Cpu, Disk, HardwareFacts, Nic, Smbios};
 pub use ids::{BootId, BootIdError};
 pub use lease::{

@@ -27,32 +27,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Parses `bytes` as `T`, naming the field that is wrong.
+/// Parses `bytes` as `T` ([`lm_api::parse_body`]), as a 400 naming the field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, HttpError> {
-    if bytes.is_empty() {
-        return Err(HttpError::new(
-            StatusCode::BAD_REQUEST,
-            "the request body is empty; send a JSON object",
-        ));
-    }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let msg = if path == "." || path.is_empty() {
-            format!("invalid request body: {inner}")
-        } else {
-            format!("invalid request body: {path}: {inner}")
-        };
-        HttpError::new(StatusCode::BAD_REQUEST, msg)
-    })?;
-    de.end().map_err(|e| {
-        HttpError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid request body: trailing data after the JSON object ({e})"),
-        )
-    })?;
-    Ok(v)
+    lm_api::parse_body(bytes).map_err(|e| HttpError::new(StatusCode::BAD_REQUEST, e.message))
 }
 
 #[cfg(test)]
