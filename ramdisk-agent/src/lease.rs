@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use agent_core::backoff::Backoff;
 use agent_core::lease::{self, Beat, HeartbeatMonitor, WIPE_REPORT_ATTEMPTS};
-use agent_core::lm_exchange;
+use agent_core::lm_exchange::{self, LmError};
 use agent_core::secret;
 use agent_core::{AgentArgs, Enrollment, Outcome};
 use anyhow::anyhow;
@@ -105,8 +105,9 @@ pub fn enroll(
     Ok((mtls, answer))
 }
 
-/// Sends a heartbeat every interval until the LM answers `release`. Failures are logged and
-/// never end the loop: the LM may be restarting.
+/// Sends a heartbeat every interval until the LM answers `release`, or refuses three in a row
+/// as not expecting this agent. Other failures are logged and never end the loop: the LM may
+/// be restarting.
 pub fn heartbeat_until_release(lm: &LmClient, args: &AgentArgs, every: Duration) {
     let mut monitor = HeartbeatMonitor::new(every, sys::now());
     let mut n: u64 = 0;
@@ -117,7 +118,14 @@ pub fn heartbeat_until_release(lm: &LmClient, args: &AgentArgs, every: Duration)
         let beat = match hello::heartbeat(lm, args, t) {
             Ok(answer) => monitor.on_answer(sys::now(), &answer),
             Err(f) => {
-                let beat = monitor.on_failure(sys::now());
+                let refused = f.error.downcast_ref::<LmError>().and_then(|e| match e {
+                    LmError::Refused { status, .. } => Some(*status),
+                    _ => None,
+                });
+                let beat = match refused {
+                    Some(status) => monitor.on_refused(sys::now(), status),
+                    None => monitor.on_failure(sys::now()),
+                };
                 let chain = console::one_line(&format!("{:#}", f.error));
                 if let Beat::Failed {
                     failures,
@@ -142,6 +150,13 @@ pub fn heartbeat_until_release(lm: &LmClient, args: &AgentArgs, every: Duration)
             }
             Beat::Release => {
                 tracing::info!("heartbeat {n}: the lease manager released this server");
+                return;
+            }
+            Beat::Disowned { status } => {
+                tracing::error!(
+                    "heartbeat {n}: the lease manager refused {} heartbeats in a row ({status}): it no longer expects this server; wiping and powering off",
+                    lease::DISOWNED_AFTER
+                );
                 return;
             }
             Beat::Failed { .. } => {}

@@ -66,6 +66,10 @@ pub enum Beat {
     Continue { lease_ends_ms: Option<u64> },
     /// The LM says the lease is over: wipe, report, power off.
     Release,
+    /// The LM refused [`DISOWNED_AFTER`] heartbeats in a row as not its business any more
+    /// (401, 403, 404, 409: the server was reset, quarantined or removed, or the certificate
+    /// revoked): nothing will ever release this agent, so it wipes and powers off.
+    Disowned { status: u16 },
     /// Not answered (or refused). Keep trying; `overdue` once the silence has lasted
     /// [`SILENCE_FACTOR`] intervals.
     Failed {
@@ -77,12 +81,17 @@ pub enum Beat {
     },
 }
 
+/// Refusals in a row after which the agent stops ([`Beat::Disowned`]).
+pub const DISOWNED_AFTER: u32 = 3;
+
 /// The heartbeat schedule and its failure count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeartbeatMonitor {
     every: Duration,
     last_answer: Duration,
     failures: u32,
+    /// Refusals in a row that say the LM does not expect this agent.
+    disowning: u32,
 }
 
 impl HeartbeatMonitor {
@@ -92,6 +101,7 @@ impl HeartbeatMonitor {
             every: every.max(Duration::from_secs(1)),
             last_answer: now,
             failures: 0,
+            disowning: 0,
         }
     }
 
@@ -108,6 +118,7 @@ impl HeartbeatMonitor {
     /// A heartbeat was answered at `now`.
     pub fn on_answer(&mut self, now: Duration, answer: &HeartbeatResponse) -> Beat {
         self.failures = 0;
+        self.disowning = 0;
         self.last_answer = self.last_answer.max(now);
         match answer.action {
             lm_api::AgentAction::Release => Beat::Release,
@@ -117,8 +128,26 @@ impl HeartbeatMonitor {
         }
     }
 
+    /// The LM refused a heartbeat at `now` with `status` (a 4xx other than 408/429).
+    pub fn on_refused(&mut self, now: Duration, status: u16) -> Beat {
+        if matches!(status, 401 | 403 | 404 | 409) {
+            self.disowning = self.disowning.saturating_add(1);
+            if self.disowning >= DISOWNED_AFTER {
+                return Beat::Disowned { status };
+            }
+        } else {
+            self.disowning = 0;
+        }
+        self.failed(now)
+    }
+
     /// A heartbeat failed at `now` (no answer, or an answer that was not a 2xx).
     pub fn on_failure(&mut self, now: Duration) -> Beat {
+        self.disowning = 0;
+        self.failed(now)
+    }
+
+    fn failed(&mut self, now: Duration) -> Beat {
         self.failures = self.failures.saturating_add(1);
         let silent_for = now.saturating_sub(self.last_answer);
         Beat::Failed {

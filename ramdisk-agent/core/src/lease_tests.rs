@@ -114,3 +114,22 @@ fn the_interval_is_at_least_a_second_and_clocks_never_underflow() {
         }
     ));
 }
+
+#[test]
+fn three_refusals_in_a_row_disown_the_agent_but_outages_do_not() {
+    use std::time::Duration;
+    let s = Duration::from_secs;
+    let mut m = HeartbeatMonitor::new(s(2), s(0));
+    assert!(matches!(m.on_refused(s(2), 409), Beat::Failed { .. }));
+    assert!(matches!(m.on_refused(s(4), 409), Beat::Failed { .. }));
+    // A transport failure in between restarts the count (the LM may be restarting).
+    assert!(matches!(m.on_failure(s(6)), Beat::Failed { .. }));
+    assert!(matches!(m.on_refused(s(8), 401), Beat::Failed { .. }));
+    assert!(matches!(m.on_refused(s(10), 404), Beat::Failed { .. }));
+    assert_eq!(m.on_refused(s(12), 409), Beat::Disowned { status: 409 });
+    // Other refusals (a 400: our bug, or a proxy) never disown.
+    let mut m = HeartbeatMonitor::new(s(2), s(0));
+    for t in 1..20 {
+        assert!(matches!(m.on_refused(s(2 * t), 400), Beat::Failed { .. }));
+    }
+}
