@@ -1,5 +1,5 @@
 //! The ledger's durable side: one sled transaction per [`Tx`] over the trees `servers`,
-//! `leases` (id -> JSON), `tenants` (name -> JSON), `tokens` (SHA-256 of the token, hex ->
+//! `leases` (id -> JSON), `tenants` and `operators` (name -> JSON), `tokens` (SHA-256 of the token, hex ->
 //! JSON), `revoked` (serial -> JSON), `audit` (sequence, big-endian -> entry JSON) and `meta`
 //! (`audit_head`). A transaction either lands whole or not at all; the caller
 //! flushes before anything is answered or acted on.
@@ -17,6 +17,7 @@ use crate::store::{Store, StoreError, db_err};
 pub(crate) struct LedgerTrees {
     leases: sled::Tree,
     tenants: sled::Tree,
+    operators: sled::Tree,
     tokens: sled::Tree,
     revoked: sled::Tree,
     audit: sled::Tree,
@@ -31,6 +32,7 @@ impl LedgerTrees {
         Ok(Self {
             leases: t("leases")?,
             tenants: t("tenants")?,
+            operators: t("operators")?,
             tokens: t("tokens")?,
             revoked: t("revoked")?,
             audit: t("audit")?,
@@ -87,6 +89,9 @@ impl Store {
         for rec in read_all::<TenantRecord>(&self.ledger.tenants, "tenant")? {
             l.tenants.insert(rec.name.clone(), rec);
         }
+        for rec in read_all::<TenantRecord>(&self.ledger.operators, "operator")? {
+            l.operators.insert(rec.name.clone(), rec);
+        }
         for r in read_all::<Revocation>(&self.ledger.revoked, "revocation")? {
             l.revoked.insert(r.serial);
         }
@@ -101,47 +106,53 @@ impl Store {
             &self.servers,
             &t.leases,
             &t.tenants,
+            &t.operators,
             &t.tokens,
             &t.revoked,
             &t.audit,
             &t.meta,
         );
-        let res = trees.transaction(|(servers, leases, tenants, tokens, revoked, audit, meta)| {
-            for mac in &tx.removed_servers {
-                servers.remove(&mac.octets())?;
-            }
-            for rec in tx.servers.values() {
-                servers.insert(&rec.mac.octets(), json(rec))?;
-            }
-            for rec in tx.leases.values() {
-                leases.insert(&rec.id.get().to_be_bytes(), json(rec))?;
-            }
-            for rec in tx.tenants.values() {
-                tenants.insert(rec.name.as_str().as_bytes(), json(rec))?;
-            }
-            for (k, rec) in &tx.tokens {
-                tokens.insert(k.as_bytes(), json(rec))?;
-            }
-            for r in &tx.revocations {
-                revoked.insert(r.serial.as_bytes(), json(r))?;
-            }
-            let mut head: Head = match meta.get(AUDIT_HEAD)? {
-                Some(v) => serde_json::from_slice(&v)
-                    .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?,
-                None => Head::default(),
-            };
-            let mut out = Vec::with_capacity(tx.audit.len());
-            for d in &tx.audit {
-                let (entry, next) = audit::chain(head, now_ms, d.clone());
-                audit.insert(&entry.seq.to_be_bytes(), json(&entry))?;
-                head = next;
-                out.push(entry);
-            }
-            if !tx.audit.is_empty() {
-                meta.insert(AUDIT_HEAD, json(&head))?;
-            }
-            Ok(out)
-        });
+        let res = trees.transaction(
+            |(servers, leases, tenants, operators, tokens, revoked, audit, meta)| {
+                for mac in &tx.removed_servers {
+                    servers.remove(&mac.octets())?;
+                }
+                for rec in tx.servers.values() {
+                    servers.insert(&rec.mac.octets(), json(rec))?;
+                }
+                for rec in tx.leases.values() {
+                    leases.insert(&rec.id.get().to_be_bytes(), json(rec))?;
+                }
+                for rec in tx.tenants.values() {
+                    tenants.insert(rec.name.as_str().as_bytes(), json(rec))?;
+                }
+                for rec in tx.operators.values() {
+                    operators.insert(rec.name.as_str().as_bytes(), json(rec))?;
+                }
+                for (k, rec) in &tx.tokens {
+                    tokens.insert(k.as_bytes(), json(rec))?;
+                }
+                for r in &tx.revocations {
+                    revoked.insert(r.serial.as_bytes(), json(r))?;
+                }
+                let mut head: Head = match meta.get(AUDIT_HEAD)? {
+                    Some(v) => serde_json::from_slice(&v)
+                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?,
+                    None => Head::default(),
+                };
+                let mut out = Vec::with_capacity(tx.audit.len());
+                for d in &tx.audit {
+                    let (entry, next) = audit::chain(head, now_ms, d.clone());
+                    audit.insert(&entry.seq.to_be_bytes(), json(&entry))?;
+                    head = next;
+                    out.push(entry);
+                }
+                if !tx.audit.is_empty() {
+                    meta.insert(AUDIT_HEAD, json(&head))?;
+                }
+                Ok(out)
+            },
+        );
         res.map_err(|e| match e {
             TransactionError::Abort(why) => StoreError::Db {
                 op: "commit",

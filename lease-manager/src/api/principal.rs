@@ -64,7 +64,8 @@ pub(super) fn resolve(api: &Api, req: &Request) -> Result<Principal, HttpError> 
     let (revoked, tenant_gone) = api.inventory.with_ledger(|l| {
         let gone = match &peer.identity {
             Identity::Tenant(n) => l.tenants.get(n).is_none_or(|t| t.removed),
-            _ => false,
+            Identity::Operator(n) => l.operators.get(n).is_none_or(|t| t.removed),
+            Identity::Agent { .. } => false,
         };
         (l.revoked.contains(&peer.serial_hex), gone)
     });
@@ -76,7 +77,7 @@ pub(super) fn resolve(api: &Api, req: &Request) -> Result<Principal, HttpError> 
     }
     if tenant_gone {
         return Err(refused(format!(
-            "{} is not a tenant of this Lease Manager (removed or unknown)",
+            "{} is not a client of this Lease Manager (removed or unknown)",
             peer.identity.uri()
         )));
     }

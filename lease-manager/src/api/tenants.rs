@@ -1,5 +1,6 @@
-//! `/v1/tenants`: operators add tenants (the answer is the tenant's credential bundle, the
-//! only copy of its key), list them and remove them (their certificate is revoked).
+//! `/v1/tenants` and `/v1/operators`: operators add tenants and other operators (the answer
+//! is the new client's credential bundle, the only copy of its key), list them and remove
+//! them (their certificate is revoked).
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -14,6 +15,43 @@ use super::{Api, JsonBody, Principal, blocking, inv_err};
 use crate::http_util::HttpError;
 use crate::inventory::InventoryError;
 use crate::ledger::{Ledger, TenantRecord};
+
+/// Which kind of client a handler manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Tenant,
+    Operator,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Operator => "operator",
+        }
+    }
+
+    fn identity(self, name: Name) -> Identity {
+        match self {
+            Self::Tenant => Identity::Tenant(name),
+            Self::Operator => Identity::Operator(name),
+        }
+    }
+
+    fn get(self, w: &crate::ledger::Work<'_>, name: &Name) -> Option<TenantRecord> {
+        match self {
+            Self::Tenant => w.tenant(name),
+            Self::Operator => w.operator(name),
+        }
+    }
+
+    fn put(self, w: &mut crate::ledger::Work<'_>, rec: TenantRecord) {
+        match self {
+            Self::Tenant => w.put_tenant(rec),
+            Self::Operator => w.put_operator(rec),
+        }
+    }
+}
 
 fn view(l: &Ledger, t: &TenantRecord) -> TenantView {
     TenantView {
@@ -58,6 +96,23 @@ pub(super) async fn add(
     Extension(p): Extension<Principal>,
     JsonBody(req): JsonBody<AddTenant>,
 ) -> Result<(StatusCode, Json<CredentialBundle>), HttpError> {
+    add_client(api, p, req, Kind::Tenant).await
+}
+
+pub(super) async fn add_operator(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    JsonBody(req): JsonBody<AddTenant>,
+) -> Result<(StatusCode, Json<CredentialBundle>), HttpError> {
+    add_client(api, p, req, Kind::Operator).await
+}
+
+async fn add_client(
+    api: Arc<Api>,
+    p: Principal,
+    req: AddTenant,
+    kind: Kind,
+) -> Result<(StatusCode, Json<CredentialBundle>), HttpError> {
     let days = req.cert_days.unwrap_or(api.settings.tenant_cert_days);
     if days == 0 || days > 3650 {
         return Err(HttpError::new(
@@ -67,14 +122,18 @@ pub(super) async fn add(
     }
     let api2 = api.clone();
     let bundle = blocking(move || {
-        let identity = Identity::Tenant(req.name.clone());
+        let identity = kind.identity(req.name.clone());
         api2.inventory
             .transact(&p.actor(), |w| {
-                if w.tenant(&req.name).is_some_and(|t| !t.removed) {
+                if kind.get(w, &req.name).is_some_and(|t| !t.removed) {
                     return Err(InventoryError::Duplicate {
-                        what: "tenant name",
+                        what: if kind == Kind::Tenant {
+                            "tenant name"
+                        } else {
+                            "operator name"
+                        },
                         value: req.name.to_string(),
-                        existing: "a tenant".into(),
+                        existing: format!("a {}", kind.word()),
                     });
                 }
                 let now = UNIX_EPOCH + Duration::from_millis(w.now_ms);
@@ -96,19 +155,31 @@ pub(super) async fn add(
                     .map(|d| d.as_millis() as u64)
                     .unwrap_or(0);
                 w.audit(
-                    "tenant.added",
+                    if kind == Kind::Tenant {
+                        "tenant.added"
+                    } else {
+                        "operator.added"
+                    },
                     None,
                     None,
-                    Some(&req.name),
-                    format!("client certificate {} valid {days} days", cred.serial_hex),
+                    (kind == Kind::Tenant).then_some(&req.name),
+                    format!(
+                        "{} {}: client certificate {} valid {days} days",
+                        kind.word(),
+                        req.name,
+                        cred.serial_hex
+                    ),
                 );
-                w.put_tenant(TenantRecord {
-                    name: req.name.clone(),
-                    created_ms: w.now_ms,
-                    cert_serial: cred.serial_hex.clone(),
-                    cert_not_after_ms: not_after_ms,
-                    removed: false,
-                });
+                kind.put(
+                    w,
+                    TenantRecord {
+                        name: req.name.clone(),
+                        created_ms: w.now_ms,
+                        cert_serial: cred.serial_hex.clone(),
+                        cert_not_after_ms: not_after_ms,
+                        removed: false,
+                    },
+                );
                 Ok(CredentialBundle {
                     api_url: api2.settings.api_url.clone(),
                     identity: identity.uri(),
@@ -166,4 +237,48 @@ pub(super) async fn remove(
     })
     .await?;
     show(State(api), Path(n.to_string())).await
+}
+
+pub(super) async fn list_operators(State(api): State<Arc<Api>>) -> Json<Vec<TenantView>> {
+    Json(
+        api.inventory
+            .with_ledger(|l| l.operators.values().map(|t| view(l, t)).collect()),
+    )
+}
+
+/// Removes an operator's certificate access (the local admin socket is not affected).
+pub(super) async fn remove_operator(
+    State(api): State<Arc<Api>>,
+    Extension(p): Extension<Principal>,
+    Path(n): Path<String>,
+) -> Result<Json<TenantView>, HttpError> {
+    let n = name(&n)?;
+    let inv = api.inventory.clone();
+    let n2 = n.clone();
+    blocking(move || {
+        inv.transact(&p.actor(), |w| {
+            let mut t = w
+                .operator(&n2)
+                .filter(|t| !t.removed)
+                .ok_or_else(|| InventoryError::NotFound(format!("operator {n2}")))?;
+            t.removed = true;
+            let serial = t.cert_serial.clone();
+            w.revoke(&serial, "operator removed");
+            w.audit(
+                "operator.removed",
+                None,
+                None,
+                None,
+                format!("operator {n2}: client certificate {serial} revoked"),
+            );
+            w.put_operator(t);
+            Ok(())
+        })
+        .map_err(inv_err)
+    })
+    .await?;
+    api.inventory
+        .with_ledger(|l| l.operators.get(&n).map(|t| view(l, t)))
+        .map(Json)
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, format!("no operator {n}")))
 }

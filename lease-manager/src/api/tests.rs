@@ -729,3 +729,42 @@ async fn expired_tokens_and_ended_leases_are_refused() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(b.contains("over") || b.contains("not enrolling"), "{b}");
 }
+
+#[tokio::test]
+async fn operators_with_certificates_and_their_removal() {
+    let f = fixture(1);
+    let (s, b) = f
+        .call(
+            &As::Local,
+            Method::POST,
+            "/v1/operators",
+            r#"{"name":"alice"}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let bundle: CredentialBundle = serde_json::from_str(&b).unwrap();
+    assert_eq!(bundle.identity, "urn:lease-appliance:operator:alice");
+    assert!(bundle.key_pem.contains("PRIVATE KEY"));
+    let serial = f.api.inventory.with_ledger(|l| {
+        l.operators[&"alice".parse::<Name>().unwrap()]
+            .cert_serial
+            .clone()
+    });
+    let alice = As::Cert(
+        Identity::Operator("alice".parse().unwrap()),
+        Box::leak(serial.into_boxed_str()),
+    );
+    let (s, b) = f.call(&alice, Method::GET, "/v1/servers", "").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // An operator certificate for a name the LM never issued is refused.
+    let mallory = As::Cert(Identity::Operator("mallory".parse().unwrap()), "5");
+    let (s, _) = f.call(&mallory, Method::GET, "/v1/servers", "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, b) = f
+        .call(&As::Local, Method::DELETE, "/v1/operators/alice", "")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, _) = f.call(&alice, Method::GET, "/v1/servers", "").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "removed operators are refused");
+    assert!(f.audit().iter().any(|e| e.action == "operator.removed"));
+}

@@ -31,7 +31,7 @@ pub use client::{AdminClient, LineStream};
 pub use lease_cmd::{EventsArgs, LeaseCmd, lease_events, leases};
 pub use output::StdoutClosed;
 pub use server_cmd::ServerCmd;
-pub use tenant_cmd::{TenantCmd, add_tenant, tenants};
+pub use tenant_cmd::{OperatorCmd, TenantCmd, add_tenant, tenants};
 
 /// The console's commands (flattened into the binary's top level).
 #[derive(Debug, Subcommand)]
@@ -45,6 +45,9 @@ pub enum ConsoleCmd {
     /// Tenants: add (prints the tenant's credential bundle), list, show, remove.
     #[command(subcommand)]
     Tenant(TenantCmd),
+    /// Operators with client certificates (remote access over mutual TLS): add, list, remove.
+    #[command(subcommand)]
+    Operator(OperatorCmd),
     /// The event stream (every audit entry as a line), optionally followed live.
     Events(EventsArgs),
     /// The hash-chained audit log: list, export (NDJSON), verify (online or an export offline).
@@ -58,6 +61,7 @@ pub async fn run(client: &AdminClient, cmd: ConsoleCmd) -> anyhow::Result<()> {
         ConsoleCmd::Server(c) => server_cmd::run(client, c).await,
         ConsoleCmd::Lease(c) => lease_cmd::run(client, c).await,
         ConsoleCmd::Tenant(c) => tenant_cmd::run(client, c).await,
+        ConsoleCmd::Operator(c) => tenant_cmd::run_operator(client, c).await,
         ConsoleCmd::Events(a) => lease_cmd::events(client, a).await,
         ConsoleCmd::Audit(c) => audit_cmd::run(client, c).await,
     };

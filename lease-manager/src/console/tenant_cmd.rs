@@ -1,5 +1,6 @@
-//! `lease-manager tenant ...`: tenants and their credential bundles. IO (admin socket,
-//! stdout, the bundle file); rendering in [`super::audit_render`].
+//! `lease-manager tenant ...` and `lease-manager operator ...`: tenants, operators with client
+//! certificates, and their credential bundles. IO (admin socket, stdout, the bundle file);
+//! rendering in [`super::audit_render`].
 //!
 //! The answer of `tenant add` is the only copy of the tenant's private key (the LM keeps
 //! none). With `--out` the file is created (mode 0600, never over an existing file) before
@@ -48,9 +49,64 @@ pub enum TenantCmd {
     },
 }
 
+/// `lease-manager operator ...`: operators who reach the API over mutual TLS from elsewhere
+/// (the admin socket on the LM's machine needs no certificate).
+#[derive(Debug, Subcommand)]
+pub enum OperatorCmd {
+    /// Add an operator; prints its credential bundle (the only copy of its key).
+    Add {
+        name: Name,
+        /// Lifetime of the client certificate in days (default: the LM's config).
+        #[arg(long)]
+        cert_days: Option<u32>,
+        /// Write the bundle to this new file (mode 0600) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List the operators with client certificates (removed ones too).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an operator: its certificate is revoked.
+    Remove { name: Name },
+}
+
+/// Tenants or operators: the same bundles, different collections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Tenant,
+    Operator,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Operator => "operator",
+        }
+    }
+
+    fn collection(self) -> &'static str {
+        match self {
+            Self::Tenant => "/v1/tenants",
+            Self::Operator => "/v1/operators",
+        }
+    }
+}
+
 /// `POST /v1/tenants`: the new tenant's credential bundle.
 pub async fn add_tenant(
     client: &AdminClient,
+    name: &Name,
+    cert_days: Option<u32>,
+) -> anyhow::Result<CredentialBundle> {
+    add_client(client, Kind::Tenant, name, cert_days).await
+}
+
+async fn add_client(
+    client: &AdminClient,
+    kind: Kind,
     name: &Name,
     cert_days: Option<u32>,
 ) -> anyhow::Result<CredentialBundle> {
@@ -59,9 +115,51 @@ pub async fn add_tenant(
         cert_days,
     })?;
     client
-        .call("POST", "/v1/tenants", Some(body))
+        .call("POST", kind.collection(), Some(body))
         .await
-        .with_context(|| format!("cannot add tenant {name}"))
+        .with_context(|| format!("cannot add {} {name}", kind.word()))
+}
+
+/// Runs one `operator` command.
+pub async fn run_operator(client: &AdminClient, cmd: OperatorCmd) -> anyhow::Result<()> {
+    match cmd {
+        OperatorCmd::Add {
+            name,
+            cert_days,
+            out: None,
+        } => {
+            let b = add_client(client, Kind::Operator, &name, cert_days).await?;
+            print_json(&b)?;
+            eprintln!(
+                "note: this is the only copy of operator {name}'s private key; store it safely \
+                 (`--out FILE` writes it to a new file of mode 0600)"
+            );
+            Ok(())
+        }
+        OperatorCmd::Add {
+            name,
+            cert_days,
+            out: Some(path),
+        } => add_to_file(client, Kind::Operator, &name, cert_days, &path).await,
+        OperatorCmd::List { json } => {
+            let v: Vec<TenantView> = client.call("GET", "/v1/operators", None).await?;
+            if json {
+                print_json(&v)
+            } else {
+                out(&audit_render::tenant_list(&v))
+            }
+        }
+        OperatorCmd::Remove { name } => {
+            let v: TenantView = client
+                .call("DELETE", &format!("/v1/operators/{name}"), None)
+                .await
+                .with_context(|| format!("cannot remove operator {name}"))?;
+            out_line(&format!(
+                "removed operator {name}; its client certificate {} is revoked",
+                v.cert_serial
+            ))
+        }
+    }
 }
 
 /// Every tenant.
@@ -95,7 +193,7 @@ pub async fn run(client: &AdminClient, cmd: TenantCmd) -> anyhow::Result<()> {
             name,
             cert_days,
             out: Some(path),
-        } => add_to_file(client, &name, cert_days, &path).await,
+        } => add_to_file(client, Kind::Tenant, &name, cert_days, &path).await,
         TenantCmd::List { json } => {
             let v = tenants(client).await?;
             if json {
@@ -131,12 +229,13 @@ pub async fn run(client: &AdminClient, cmd: TenantCmd) -> anyhow::Result<()> {
 
 async fn add_to_file(
     client: &AdminClient,
+    kind: Kind,
     name: &Name,
     cert_days: Option<u32>,
     path: &Path,
 ) -> anyhow::Result<()> {
     let mut file = create_private(path)?;
-    let b = match add_tenant(client, name, cert_days).await {
+    let b = match add_client(client, kind, name, cert_days).await {
         Ok(b) => b,
         Err(e) => {
             drop(file);
@@ -154,14 +253,16 @@ async fn add_to_file(
         let _ = std::fs::remove_file(path);
         return Err(e).with_context(|| {
             format!(
-                "tenant {name} was added but its credential bundle could not be written to {}; \
-                 the key is lost: `lease-manager tenant remove {name}` and add it again",
-                path.display()
+                "{w} {name} was added but its credential bundle could not be written to {}; \
+                 the key is lost: `lease-manager {w} remove {name}` and add it again",
+                path.display(),
+                w = kind.word()
             )
         });
     }
     out_line(&format!(
-        "added tenant {name} ({}): credential bundle for {} written to {} (mode 0600, the only copy of the key)",
+        "added {} {name} ({}): credential bundle for {} written to {} (mode 0600, the only copy of the key)",
+        kind.word(),
         b.identity,
         b.api_url,
         path.display()

@@ -26,6 +26,8 @@ pub struct Ledger {
     pub by_name: HashMap<String, MacAddr>,
     pub leases: BTreeMap<LeaseId, LeaseRecord>,
     pub tenants: BTreeMap<Name, TenantRecord>,
+    /// Operators with client certificates (the local admin socket needs none).
+    pub operators: BTreeMap<Name, TenantRecord>,
     /// Serials (hex) of revoked certificates.
     pub revoked: BTreeSet<String>,
 }
@@ -48,6 +50,7 @@ pub struct Tx {
     pub removed_servers: Vec<MacAddr>,
     pub leases: BTreeMap<LeaseId, LeaseRecord>,
     pub tenants: BTreeMap<Name, TenantRecord>,
+    pub operators: BTreeMap<Name, TenantRecord>,
     /// Token records by key (the SHA-256 of the token, hex).
     pub tokens: BTreeMap<String, TokenRecord>,
     pub revocations: Vec<Revocation>,
@@ -62,6 +65,7 @@ impl Tx {
             && self.removed_servers.is_empty()
             && self.leases.is_empty()
             && self.tenants.is_empty()
+            && self.operators.is_empty()
             && self.tokens.is_empty()
             && self.revocations.is_empty()
             && self.audit.is_empty()
@@ -208,6 +212,19 @@ impl<'a> Work<'a> {
         self.tx.tenants.insert(rec.name.clone(), rec);
     }
 
+    /// An operator (with a client certificate) as this operation sees it.
+    pub fn operator(&self, name: &Name) -> Option<TenantRecord> {
+        self.tx
+            .operators
+            .get(name)
+            .or_else(|| self.base.operators.get(name))
+            .cloned()
+    }
+
+    pub fn put_operator(&mut self, rec: TenantRecord) {
+        self.tx.operators.insert(rec.name.clone(), rec);
+    }
+
     /// Appends an audit entry, stamped and chained at commit.
     pub fn audit(
         &mut self,
@@ -306,6 +323,9 @@ impl Ledger {
         }
         for rec in tx.tenants.values() {
             self.tenants.insert(rec.name.clone(), rec.clone());
+        }
+        for rec in tx.operators.values() {
+            self.operators.insert(rec.name.clone(), rec.clone());
         }
         for r in &tx.revocations {
             self.revoked.insert(r.serial.clone());

@@ -54,7 +54,7 @@ pub struct LeaseRecord {
     pub renewals: u32,
 }
 
-/// A tenant.
+/// A tenant, or an operator with a client certificate (the same fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantRecord {
     pub name: Name,
