@@ -199,44 +199,7 @@ pub(super) async fn remove(
     Extension(p): Extension<Principal>,
     Path(n): Path<String>,
 ) -> Result<Json<TenantView>, HttpError> {
-    let n = name(&n)?;
-    let inv = api.inventory.clone();
-    let n2 = n.clone();
-    blocking(move || {
-        inv.transact(&p.actor(), |w| {
-            let mut t = w
-                .tenant(&n2)
-                .filter(|t| !t.removed)
-                .ok_or_else(|| InventoryError::NotFound(format!("tenant {n2}")))?;
-            let open = w
-                .lease_ids()
-                .into_iter()
-                .filter_map(|id| w.lease(id))
-                .filter(|l| l.tenant == n2 && !l.state.is_final())
-                .count();
-            if open > 0 {
-                return Err(InventoryError::Invalid {
-                    field: "tenant",
-                    reason: format!("{n2} has {open} open leases; release them first"),
-                });
-            }
-            t.removed = true;
-            let serial = t.cert_serial.clone();
-            w.revoke(&serial, "tenant removed");
-            w.audit(
-                "tenant.removed",
-                None,
-                None,
-                Some(&n2),
-                format!("client certificate {serial} revoked"),
-            );
-            w.put_tenant(t);
-            Ok(())
-        })
-        .map_err(inv_err)
-    })
-    .await?;
-    show(State(api), Path(n.to_string())).await
+    remove_client(api, p, &n, Kind::Tenant).await
 }
 
 pub(super) async fn list_operators(State(api): State<Arc<Api>>) -> Json<Vec<TenantView>> {
@@ -252,33 +215,67 @@ pub(super) async fn remove_operator(
     Extension(p): Extension<Principal>,
     Path(n): Path<String>,
 ) -> Result<Json<TenantView>, HttpError> {
-    let n = name(&n)?;
+    remove_client(api, p, &n, Kind::Operator).await
+}
+
+/// Marks the client removed and revokes its certificate; a tenant with open leases is refused.
+async fn remove_client(
+    api: Arc<Api>,
+    p: Principal,
+    n: &str,
+    kind: Kind,
+) -> Result<Json<TenantView>, HttpError> {
+    let n = name(n)?;
     let inv = api.inventory.clone();
     let n2 = n.clone();
     blocking(move || {
         inv.transact(&p.actor(), |w| {
-            let mut t = w
-                .operator(&n2)
+            let mut t = kind
+                .get(w, &n2)
                 .filter(|t| !t.removed)
-                .ok_or_else(|| InventoryError::NotFound(format!("operator {n2}")))?;
+                .ok_or_else(|| InventoryError::NotFound(format!("{} {n2}", kind.word())))?;
+            if kind == Kind::Tenant {
+                let open = w
+                    .lease_ids()
+                    .into_iter()
+                    .filter_map(|id| w.lease_ref(id).map(|l| (l.tenant == n2, l.state)))
+                    .filter(|(mine, state)| *mine && !state.is_final())
+                    .count();
+                if open > 0 {
+                    return Err(InventoryError::Invalid {
+                        field: "tenant",
+                        reason: format!("{n2} has {open} open leases; release them first"),
+                    });
+                }
+            }
             t.removed = true;
             let serial = t.cert_serial.clone();
-            w.revoke(&serial, "operator removed");
+            w.revoke(&serial, &format!("{} removed", kind.word()));
             w.audit(
-                "operator.removed",
+                if kind == Kind::Tenant {
+                    "tenant.removed"
+                } else {
+                    "operator.removed"
+                },
                 None,
                 None,
-                None,
-                format!("operator {n2}: client certificate {serial} revoked"),
+                (kind == Kind::Tenant).then_some(&n2),
+                format!("{} {n2}: client certificate {serial} revoked", kind.word()),
             );
-            w.put_operator(t);
+            kind.put(w, t);
             Ok(())
         })
         .map_err(inv_err)
     })
     .await?;
     api.inventory
-        .with_ledger(|l| l.operators.get(&n).map(|t| view(l, t)))
+        .with_ledger(|l| {
+            let map = match kind {
+                Kind::Tenant => &l.tenants,
+                Kind::Operator => &l.operators,
+            };
+            map.get(&n).map(|t| view(l, t))
+        })
         .map(Json)
-        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, format!("no operator {n}")))
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, format!("no {} {n}", kind.word())))
 }
