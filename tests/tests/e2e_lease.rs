@@ -154,31 +154,57 @@ fn hex_bytes(hex: &str) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn a_tenant_leases_a_server_the_agent_enrolls_and_wipes_on_release() {
-    let t0 = Instant::now();
+/// A lab with the LM, one registered VM added as a server, tenant `acme`, and a lease for one
+/// server asked for by the tenant over mutual TLS.
+struct Leased {
+    lab: Lab,
+    vm: lab::VmHandle,
+    lm: LabLm,
+    sock: PathBuf,
+    tenant: Tenant,
+    lease: lm_api::LeaseId,
+}
+
+fn lease_one_vm(name: &str, mac: MacAddr) -> Leased {
     let art = Artifacts::locate().expect("artifacts");
     let lab = Lab::start(LabSpec::default()).expect("lab");
-    let mac = MacAddr([0x52, 0x54, 0x00, 0x77, 0x05, 0x01]);
     let vm = lab
-        .register_vm(VmSpec::new("vm1", mac))
+        .register_vm(VmSpec::new(name, mac))
         .expect("register vm");
     let lm = LabLm::start(&lab, &art, &LmOptions::default()).expect("lease manager");
     let sock = lm.state_dir().join("admin.sock");
-
-    lm.console(&["server", "add", "vm1", "--mac", &mac.to_string()])
+    lm.console(&["server", "add", name, "--mac", &mac.to_string()])
         .expect("server add");
     let (status, body) = admin(&sock, "POST", "/v1/tenants", Some(r#"{"name":"acme"}"#));
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     let bundle: CredentialBundle = serde_json::from_slice(&body).expect("bundle");
     let tenant = Tenant::new(lab.log_dir().join("tenant-acme"), &bundle);
-
     // The tenant asks for one server for ten minutes, over mutual TLS.
     let (status, body) = tenant.post(&lab, "/v1/leases", r#"{"count":1,"duration_s":600}"#);
     assert_eq!(status, 201, "{body}");
     let created: CreateLeaseResponse = serde_json::from_str(&body).expect("lease");
     assert_eq!(created.granted, 1, "{body}");
-    let lease = created.lease.id;
+    Leased {
+        lab,
+        vm,
+        lm,
+        sock,
+        tenant,
+        lease: created.lease.id,
+    }
+}
+
+#[test]
+fn a_tenant_leases_a_server_the_agent_enrolls_and_wipes_on_release() {
+    let t0 = Instant::now();
+    let Leased {
+        lab,
+        vm,
+        lm,
+        sock,
+        tenant,
+        lease,
+    } = lease_one_vm("vm1", MacAddr([0x52, 0x54, 0x00, 0x77, 0x05, 0x01]));
     println!(
         "[{:>6.2}s] lease {lease} granted",
         t0.elapsed().as_secs_f64()
@@ -308,26 +334,14 @@ fn a_tenant_leases_a_server_the_agent_enrolls_and_wipes_on_release() {
 #[test]
 fn a_server_woken_before_a_crash_of_the_lease_manager_enrolls_after_it() {
     let t0 = Instant::now();
-    let art = Artifacts::locate().expect("artifacts");
-    let lab = Lab::start(LabSpec::default()).expect("lab");
-    let mac = MacAddr([0x52, 0x54, 0x00, 0x77, 0x05, 0x02]);
-    let vm = lab
-        .register_vm(VmSpec::new("vm2", mac))
-        .expect("register vm");
-    let mut lm = LabLm::start(&lab, &art, &LmOptions::default()).expect("lease manager");
-    let sock = lm.state_dir().join("admin.sock");
-    lm.console(&["server", "add", "vm2", "--mac", &mac.to_string()])
-        .expect("server add");
-    let (status, body) = admin(&sock, "POST", "/v1/tenants", Some(r#"{"name":"acme"}"#));
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let bundle: CredentialBundle = serde_json::from_slice(&body).expect("bundle");
-    let tenant = Tenant::new(lab.log_dir().join("tenant-acme"), &bundle);
-    let (status, body) = tenant.post(&lab, "/v1/leases", r#"{"count":1,"duration_s":600}"#);
-    assert_eq!(status, 201, "{body}");
-    let lease = serde_json::from_str::<CreateLeaseResponse>(&body)
-        .expect("lease")
-        .lease
-        .id;
+    let Leased {
+        lab,
+        vm,
+        mut lm,
+        tenant,
+        lease,
+        ..
+    } = lease_one_vm("vm2", MacAddr([0x52, 0x54, 0x00, 0x77, 0x05, 0x02]));
 
     // The kernel is running the agent (boot script, kernel and initramfs fetched): crash.
     vm.wait_for("AGENT-PHASE init start", Duration::from_secs(240))

@@ -131,9 +131,8 @@ pub(super) async fn hello(
     }))
 }
 
-/// A certificate issued for an enrollment (before or inside its transaction).
+/// A certificate issued for an enrollment.
 struct Issued {
-    identity: Identity,
     not_after_ms: u64,
     serial: String,
     cert_pem: String,
@@ -165,48 +164,10 @@ fn issue(
         )
         .map_err(|e| InventoryError::Internal(e.to_string()))?;
     Ok(Issued {
-        identity,
         not_after_ms,
         serial: cert.serial_hex,
         cert_pem: cert.cert_pem,
     })
-}
-
-/// The certificate a valid enrollment of this token would get, signed before the
-/// transaction so that the signature is not made under the writer lock (a thousand agents
-/// enroll at once). The transaction decides again and uses it only if it matches its grant.
-fn presign(
-    api: &Api,
-    token: Option<&crate::ledger::TokenRecord>,
-    csr: &lm_pki::VerifiedCsr,
-    max_cert_s: u64,
-) -> Option<Issued> {
-    let t = token?;
-    let now = api.inventory.now_ms();
-    let (server, ends_ms) = api.inventory.with_ledger(|l| {
-        let s = l.servers.get(&t.mac)?;
-        let lease = l.leases.get(&t.lease)?;
-        Some((s.name.clone(), lease.ends_ms))
-    })?;
-    let not_after_ms = ends_ms.min(now.saturating_add(max_cert_s.saturating_mul(1000)));
-    // Whole seconds, as the certificate has them.
-    let not_after_ms = not_after_ms / 1000 * 1000;
-    if not_after_ms <= now {
-        return None;
-    }
-    let identity = Identity::Agent {
-        lease: t.lease,
-        server: server.parse().ok()?,
-    };
-    issue(
-        api,
-        csr,
-        identity,
-        now,
-        not_after_ms,
-        [rand::random(), rand::random()],
-    )
-    .ok()
 }
 
 pub(super) async fn enroll(
@@ -225,12 +186,6 @@ pub(super) async fn enroll(
             None
         };
         let max = api2.settings.agent_cert_max_s;
-        let presigned = match &csr {
-            Ok(c) if token.as_ref().is_some_and(|t| t.spent_ms.is_none()) => {
-                presign(&api2, token.as_ref(), c, max)
-            }
-            _ => None,
-        };
         let csr_key = csr
             .as_ref()
             .map(|c| enroll::key_hash(&c.public_key_der()))
@@ -269,13 +224,8 @@ pub(super) async fn enroll(
                         .map_err(|e: lm_api::NameError| InventoryError::Internal(e.to_string()))?,
                 };
                 let not_after_ms = grant.not_after_ms / 1000 * 1000;
-                let cert = match presigned {
-                    Some(p) if p.identity == identity && p.not_after_ms == not_after_ms => p,
-                    _ => {
-                        let bits = [w.random(), w.random()];
-                        issue(&api2, csr, identity, w.now_ms, not_after_ms, bits)?
-                    }
-                };
+                let bits = [w.random(), w.random()];
+                let cert = issue(&api2, csr, identity, w.now_ms, not_after_ms, bits)?;
                 enroll::enrolled(
                     w,
                     &grant,
