@@ -585,7 +585,11 @@ mod tests {
     use lm_api::BootId;
 
     fn inv(dir: &std::path::Path) -> Inventory {
-        Inventory::load(Store::open(dir).unwrap(), Arc::new(ManualClock::new(1_000))).unwrap()
+        Inventory::load(
+            Store::reopen(dir).unwrap(),
+            Arc::new(ManualClock::new(1_000)),
+        )
+        .unwrap()
     }
 
     fn add(i: &Inventory, name: &str, last: u8) -> Result<ServerView, InventoryError> {

@@ -77,6 +77,23 @@ impl Store {
         })
     }
 
+    /// Opens `dir` again after a handle to it was dropped in this process. sled's
+    /// background flusher thread keeps its own reference to the database for a moment after
+    /// the last handle goes, so the file lock can outlive the drop; this waits (up to 10 s)
+    /// for it. Tests only: a daemon opens its store once per process.
+    #[cfg(test)]
+    pub(crate) fn reopen(dir: &Path) -> Result<Self, StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Self::open(dir) {
+                Err(StoreError::Open { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Makes every write so far durable (fsync).
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(db_err("flush"))
@@ -215,7 +232,7 @@ mod tests {
             }
             s.flush().unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::reopen(dir.path()).unwrap();
         let names: Vec<_> = s.servers().unwrap().into_iter().map(|r| r.name).collect();
         assert_eq!(names, ["a", "b"]);
         let t = s.timeline(MacAddr([0x52, 0x54, 0, 0, 0, 1])).unwrap();

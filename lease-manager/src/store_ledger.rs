@@ -237,7 +237,7 @@ mod tests {
             }
             s.flush().unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::reopen(dir.path()).unwrap();
         let out = s
             .commit(
                 &Tx {
