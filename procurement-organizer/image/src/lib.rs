@@ -1,0 +1,1 @@
+//! The sealed boot image format: chunked AEAD, signed manifest, streaming seal and open.
