@@ -511,6 +511,7 @@ pub fn lease_view(l: &Ledger, r: &LeaseRecord) -> LeaseView {
         tunnel: r.tunnel,
         role: r.role.clone(),
         image: r.image.clone(),
+        gateway: r.gateway.clone(),
         created_ms: r.created_ms,
         starts_ms: r.starts_ms,
         ends_ms: r.ends_ms,
@@ -631,6 +632,7 @@ mod tests {
                     tunnel: lm_api::Tunnel::Wireguard,
                     role: None,
                     image: None,
+                    gateway: None,
                 };
                 leases::create(w, &acme, &req, Limits::default()).map_err(InventoryError::from)
             })

@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BootId, HardwareFacts, LeaseId, MacAddr, Tunnel};
+use crate::{BootId, GatewaySpec, HardwareFacts, LeaseId, MacAddr, Tunnel};
 
 /// Body of `POST /v1/agent/hello`: the agent is up, has an address, and reports its hardware.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +130,12 @@ pub struct EnrollResponse {
     pub not_after_ms: u64,
     pub tunnel: Tunnel,
     pub heartbeat_secs: u32,
+    /// The sealed image the lease names, if any.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The tenant's gateway, if the lease names one.
+    #[serde(default)]
+    pub gateway: Option<GatewaySpec>,
 }
 
 /// Body of `POST /v1/agent/heartbeat`.

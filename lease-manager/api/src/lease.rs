@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{LeaseId, MacAddr, Name};
+use crate::{GatewaySpec, LeaseId, MacAddr, Name};
 
 /// Most servers one lease request may ask for.
 pub const MAX_COUNT: u32 = 1000;
@@ -48,6 +48,9 @@ pub struct CreateLease {
     /// The sealed image the servers will start (at most 128 bytes).
     #[serde(default)]
     pub image: Option<String>,
+    /// The tenant's gateway: handed to the lease's agents in their enrollment answer.
+    #[serde(default)]
+    pub gateway: Option<GatewaySpec>,
 }
 
 /// Body of `POST /v1/leases/{id}/renew` (tenant).
@@ -129,6 +132,8 @@ pub struct LeaseView {
     pub tunnel: Tunnel,
     pub role: Option<String>,
     pub image: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<GatewaySpec>,
     /// Unix ms: created, granted (start), end (expiry), and when it was over.
     pub created_ms: u64,
     pub starts_ms: u64,
@@ -191,6 +196,7 @@ mod tests {
             tunnel: Tunnel::Ipsec,
             role: None,
             image: None,
+            gateway: None,
             created_ms: 1,
             starts_ms: 1,
             ends_ms: 3601,
@@ -200,7 +206,7 @@ mod tests {
         let j = serde_json::to_string(&v).unwrap();
         assert_eq!(
             j,
-            r#"{"id":"l-0000000000000001","tenant":"acme","state":"provisioning","reason":null,"count":1,"waiting":0,"servers":[{"name":"vm1","mac":"02:00:00:00:00:01","state":"waking","cert_serial":null}],"tunnel":"ipsec","role":null,"image":null,"created_ms":1,"starts_ms":1,"ends_ms":3601,"ended_ms":null,"renewals":0}"#
+            r#"{"id":"l-0000000000000001","tenant":"acme","state":"provisioning","reason":null,"count":1,"waiting":0,"servers":[{"name":"vm1","mac":"02:00:00:00:00:01","state":"waking","cert_serial":null}],"tunnel":"ipsec","role":null,"image":null,"gateway":null,"created_ms":1,"starts_ms":1,"ends_ms":3601,"ended_ms":null,"renewals":0}"#
         );
         assert_eq!(serde_json::from_str::<LeaseView>(&j).unwrap(), v);
     }

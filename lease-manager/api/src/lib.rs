@@ -8,6 +8,7 @@ mod agent;
 mod audit;
 pub mod body;
 mod facts;
+mod gateway;
 mod ids;
 mod lease;
 mod mac;
@@ -23,6 +24,7 @@ pub use agent::{
 pub use audit::{AuditEntry, AuditVerification};
 pub use body::{BodyError, MAX_BODY, parse_body};
 pub use facts::{Cpu, Disk, HardwareFacts, Nic, Smbios};
+pub use gateway::{GatewaySpec, GatewaySpecError};
 pub use ids::{BootId, BootIdError};
 pub use lease::{
     CreateLease, CreateLeaseResponse, LeaseServer, LeaseState, LeaseView, MAX_COUNT, RenewLease,

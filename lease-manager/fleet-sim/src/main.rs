@@ -199,6 +199,7 @@ async fn main() -> anyhow::Result<()> {
                     tunnel: Tunnel::Wireguard,
                     role: Some("fleet-sim".into()),
                     image: None,
+                    gateway: None,
                 },
             )
             .await

@@ -170,6 +170,16 @@ fn issue(
     })
 }
 
+/// The image and gateway a lease names: what its agents are told at enrollment.
+fn lease_target(
+    w: &crate::ledger::Work<'_>,
+    lease: lm_api::LeaseId,
+) -> (Option<String>, Option<lm_api::GatewaySpec>) {
+    w.lease_ref(lease)
+        .map(|l| (l.image.clone(), l.gateway.clone()))
+        .unwrap_or_default()
+}
+
 pub(super) async fn enroll(
     State(api): State<Arc<Api>>,
     JsonBody(req): JsonBody<EnrollRequest>,
@@ -201,6 +211,7 @@ pub(super) async fn enroll(
                         tunnel,
                         issued,
                     }) => {
+                        let (image, gateway) = lease_target(w, lease);
                         return Ok(Ok(EnrollResponse {
                             server,
                             lease,
@@ -209,6 +220,8 @@ pub(super) async fn enroll(
                             not_after_ms: issued.not_after_ms,
                             tunnel,
                             heartbeat_secs,
+                            image,
+                            gateway,
                         }));
                     }
                     Err(refusal) => return Ok(Err(refusal)),
@@ -235,6 +248,7 @@ pub(super) async fn enroll(
                     cert.not_after_ms,
                 )?;
                 leases::server_changed(w, grant.mac)?;
+                let (image, gateway) = lease_target(w, grant.lease);
                 Ok(Ok(EnrollResponse {
                     server: grant.server.clone(),
                     lease: grant.lease,
@@ -243,6 +257,8 @@ pub(super) async fn enroll(
                     not_after_ms: cert.not_after_ms,
                     tunnel: grant.tunnel,
                     heartbeat_secs,
+                    image,
+                    gateway,
                 }))
             })
             .map_err(inv_err)

@@ -274,6 +274,18 @@ async fn bad_bodies_are_400s_naming_the_field() {
         (r#"{"count":0,"duration_s":3600}"#, "count"),
         (r#"{"count":1,"duration_s":5}"#, "duration_s"),
         (r#"{"count":1,"duration_s":3600,"tunnel":"gre"}"#, "tunnel"),
+        (
+            r#"{"count":1,"duration_s":3600,"gateway":{"register_url":"http://x:1","tls_cert_sha256":"00"}}"#,
+            "gateway.register_url",
+        ),
+        (
+            r#"{"count":1,"duration_s":3600,"gateway":{"register_url":"https://x:1","tls_cert_sha256":"00"}}"#,
+            "gateway.tls_cert_sha256",
+        ),
+        (
+            r#"{"count":1,"duration_s":3600,"gateway":{"register_url":"https://x:1"}}"#,
+            "tls_cert_sha256",
+        ),
         ("not json", "invalid"),
         ("", "empty"),
     ] {
@@ -394,9 +406,15 @@ async fn twenty_concurrent_requests_on_ten_servers() {
 }
 
 /// A lease for one server, booted up to `enrolling`, with a fresh token.
+/// The gateway every lease of `enrolling` names; its agents are told it at enrollment.
+const GATEWAY: &str = r#"{"register_url":"https://10.88.0.50:7443","tls_cert_sha256":"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff","wg_endpoint":"10.88.0.50:51820","wg_public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}"#;
+
 async fn enrolling(f: &Fixture) -> (LeaseId, MacAddr, BootId, String) {
     f.add_tenant("acme").await;
-    let (s, b) = f.lease(&tenant("acme"), 1).await;
+    let body = format!(r#"{{"count":1,"duration_s":3600,"image":"img-1","gateway":{GATEWAY}}}"#);
+    let (s, b) = f
+        .call(&tenant("acme"), Method::POST, "/v1/leases", &body)
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let r: lm_api::CreateLeaseResponse = serde_json::from_str(&b).unwrap();
     let mac = r.lease.servers[0].mac;
@@ -455,6 +473,12 @@ async fn enrollment_issues_a_certificate_bound_to_lease_and_server() {
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     let r: EnrollResponse = serde_json::from_str(&b).unwrap();
+    assert_eq!(r.image.as_deref(), Some("img-1"));
+    assert_eq!(
+        r.gateway,
+        Some(serde_json::from_str::<lm_api::GatewaySpec>(GATEWAY).unwrap()),
+        "the agent is told the tenant's gateway"
+    );
     use rustls::pki_types::pem::PemObject;
     let der = rustls::pki_types::CertificateDer::from_pem_slice(r.cert_pem.as_bytes()).unwrap();
     let peer = lm_pki::peer_cert(&der).unwrap();

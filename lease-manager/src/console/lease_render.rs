@@ -159,6 +159,7 @@ mod tests {
             tunnel: Tunnel::Wireguard,
             role: Some("ci".into()),
             image: None,
+            gateway: None,
             created_ms: T0,
             starts_ms: T0,
             ends_ms: T0 + 2 * 3_600_000,

@@ -83,6 +83,7 @@ impl Lm {
             tunnel: Tunnel::Wireguard,
             role: None,
             image: None,
+            gateway: None,
         };
         let limits = self.api.settings.limits;
         self.api

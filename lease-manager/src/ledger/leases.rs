@@ -145,6 +145,10 @@ pub fn create(
     }
     check_label("role", &req.role, 64)?;
     check_label("image", &req.image, 128)?;
+    if let Some(g) = &req.gateway {
+        g.validate()
+            .map_err(|e| invalid("gateway", e.to_string()))?;
+    }
     let idle = idle_servers(w);
     let available = u32::try_from(idle.len()).unwrap_or(u32::MAX);
     let granted = available.min(req.count);
@@ -173,6 +177,7 @@ pub fn create(
         tunnel: req.tunnel,
         role: req.role.clone(),
         image: req.image.clone(),
+        gateway: req.gateway.clone(),
         created_ms: now,
         starts_ms: now,
         ends_ms: now.saturating_add(req.duration_s.saturating_mul(1000)),

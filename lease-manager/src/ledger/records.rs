@@ -47,6 +47,8 @@ pub struct LeaseRecord {
     pub tunnel: Tunnel,
     pub role: Option<String>,
     pub image: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<lm_api::GatewaySpec>,
     pub created_ms: u64,
     pub starts_ms: u64,
     pub ends_ms: u64,

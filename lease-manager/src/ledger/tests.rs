@@ -83,6 +83,7 @@ impl Sim {
             tunnel: Tunnel::Wireguard,
             role: None,
             image: None,
+            gateway: None,
         };
         self.run(|w| leases::create(w, &acme(), &req, Limits::default()))
             .0
@@ -120,6 +121,7 @@ fn grant_wakes_every_server() {
                 tunnel: Tunnel::Ipsec,
                 role: Some("db".into()),
                 image: None,
+                gateway: None,
             },
             Limits::default(),
         )
@@ -287,6 +289,7 @@ fn bad_requests_name_the_field() {
         tunnel: Tunnel::Wireguard,
         role: None,
         image: None,
+        gateway: None,
     };
     let mut check = |req: &CreateLease, field: &str| {
         let e = s
