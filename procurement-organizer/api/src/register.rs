@@ -1,0 +1,108 @@
+//! Peer registration: the agent sends its WireGuard public key over mutual TLS with its
+//! LM-signed certificate (which names its lease and server); the gateway answers with the
+//! agent's single tunnel address and everything needed to build the tunnel and use the
+//! services behind it.
+
+use std::net::Ipv4Addr;
+
+use lm_api::{LeaseId, Name};
+use serde::{Deserialize, Serialize};
+
+use crate::{Ipv4Net, WgPublicKey};
+
+/// Body of `POST /v1/peers` (agent -> registration service on the data-centre segment).
+/// Registering again with the same certificate replaces the key and keeps the address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterPeer {
+    /// The agent's WireGuard public key (its private key stays in the agent's RAM).
+    pub wg_public_key: WgPublicKey,
+}
+
+/// Answer to a registration: the peer is added on the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerRegistered {
+    /// From the agent's certificate, echoed.
+    pub lease: LeaseId,
+    pub server: Name,
+    /// The agent's one address inside the tunnel (a /32: the gateway admits nothing else
+    /// from this peer).
+    pub tunnel_address: Ipv4Addr,
+    /// The tunnel network (the gateway's and every agent's tunnel address are in it).
+    pub tunnel_network: Ipv4Net,
+    /// The gateway's own address in the tunnel.
+    pub gateway_tunnel_address: Ipv4Addr,
+    /// The gateway's WireGuard public key: must equal `GatewaySpec.wg_public_key` from the
+    /// enrollment answer.
+    pub gateway_wg_public_key: WgPublicKey,
+    /// Where the gateway's WireGuard listens, `host:port`.
+    pub gateway_wg_endpoint: String,
+    /// Networks the agent routes into the tunnel (allowed IPs of the gateway peer): the
+    /// tunnel network and the tenant's private networks.
+    pub routes: Vec<Ipv4Net>,
+    /// The image store, reachable through the tunnel only (`http://addr:port`); paths in
+    /// [`crate::paths`].
+    pub image_store_url: String,
+    /// The key service, reachable through the tunnel only (`https://addr:port`, mutual TLS
+    /// with the agent certificate, the gateway certificate pinned as for registration).
+    pub key_service_url: String,
+    /// Seconds between WireGuard keepalives the agent should send (0: none).
+    pub keepalive_secs: u16,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> PeerRegistered {
+        PeerRegistered {
+            lease: LeaseId::from_random(0xaa),
+            server: "vm1".parse().unwrap(),
+            tunnel_address: Ipv4Addr::new(10, 99, 0, 2),
+            tunnel_network: "10.99.0.0/24".parse().unwrap(),
+            gateway_tunnel_address: Ipv4Addr::new(10, 99, 0, 1),
+            gateway_wg_public_key: WgPublicKey([1; 32]),
+            gateway_wg_endpoint: "10.77.0.2:51820".into(),
+            routes: vec![
+                "10.99.0.0/24".parse().unwrap(),
+                "172.30.0.0/24".parse().unwrap(),
+            ],
+            image_store_url: "http://10.99.0.1:8080".into(),
+            key_service_url: "https://10.99.0.1:7444".into(),
+            keepalive_secs: 15,
+        }
+    }
+
+    #[test]
+    fn register_golden_json() {
+        let r = RegisterPeer {
+            wg_public_key: WgPublicKey([0; 32]),
+        };
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            j,
+            r#"{"wg_public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}"#
+        );
+        assert_eq!(serde_json::from_str::<RegisterPeer>(&j).unwrap(), r);
+    }
+
+    #[test]
+    fn registered_golden_json() {
+        let j = serde_json::to_string(&sample()).unwrap();
+        assert_eq!(
+            j,
+            r#"{"lease":"l-00000000000000aa","server":"vm1","tunnel_address":"10.99.0.2","tunnel_network":"10.99.0.0/24","gateway_tunnel_address":"10.99.0.1","gateway_wg_public_key":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","gateway_wg_endpoint":"10.77.0.2:51820","routes":["10.99.0.0/24","172.30.0.0/24"],"image_store_url":"http://10.99.0.1:8080","key_service_url":"https://10.99.0.1:7444","keepalive_secs":15}"#
+        );
+        assert_eq!(
+            crate::parse_body::<PeerRegistered>(j.as_bytes()).unwrap(),
+            sample()
+        );
+        let bad = j.replace("10.99.0.0/24\",\"gateway", "10.99.0.1/24\",\"gateway");
+        let e = crate::parse_body::<PeerRegistered>(bad.as_bytes()).unwrap_err();
+        assert!(e.message.contains("tunnel_network"), "{e}");
+        let bad = j.replace("\"vm1\"", "\"vm 1\"");
+        let e = crate::parse_body::<PeerRegistered>(bad.as_bytes()).unwrap_err();
+        assert!(e.message.contains("server"), "{e}");
+    }
+}
