@@ -7,6 +7,8 @@
 //!   [`make_csr`] / [`generate_key`] are the agent's side.
 //! - [`peer_cert`]: the caller named by a client certificate rustls has verified.
 //! - [`Identity`]: who a client certificate speaks for.
+//! - [`check_crl`]: the relying side of the CRL (the tenant gateway): issuer, signature and
+//!   the revoked serials. [`self_signed_server`]: the gateway's pinned TLS certificate.
 //!
 //! IO: none. Time, expiry and serial numbers are arguments; key generation uses ring's system
 //! RNG (rcgen takes no RNG). The caller stores the CA key and records serials.
@@ -30,7 +32,9 @@
 
 mod authority;
 mod crl;
+mod crl_check;
 mod csr;
+mod gateway_cert;
 mod identity;
 mod peer;
 mod serial;
@@ -40,10 +44,12 @@ pub use authority::{
     SERVER_LIFETIME,
 };
 pub use crl::RevokedCert;
+pub use crl_check::{CheckedCrl, CrlCheckError, MAX_CRL_LEN, check_crl};
 pub use csr::{
     CsrError, KeyAlgorithm, MAX_CSR_LEN, VerifiedCsr, generate_key, make_csr, private_key_der,
     verify_csr,
 };
+pub use gateway_cert::{SelfSignedCert, self_signed_server};
 pub use identity::{Identity, IdentityError, Role, URI_PREFIX};
 pub use peer::{PeerCert, PeerError, peer_cert};
 /// The agent's key pair type (from rcgen), so callers need no rcgen dependency.
