@@ -46,6 +46,8 @@ pub struct NodeStats {
     pub cookies_sent: u64,
     /// Packets from the TUN device that are not IPv4 or whose destination no peer owns.
     pub no_route: u64,
+    /// UDP sends that failed (each may have held several datagrams).
+    pub send_failed: u64,
 }
 
 pub(crate) struct Core {

@@ -5,7 +5,7 @@
 //! Does IO. Buffers are allocated once per node.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,6 +15,7 @@ use crate::error::NodeError;
 use crate::keys::PublicKey;
 use crate::peer::{PeerConfig, PeerStats};
 use crate::tun::Tun;
+use crate::udp::{Batch, Udp};
 
 /// How often the peers' timers run.
 pub(crate) const TICK: Duration = Duration::from_millis(100);
@@ -67,33 +68,17 @@ impl Waker {
     }
 }
 
-/// The real effects: the UDP socket and the TUN device.
+/// The real effects: datagrams go to the send batch, packets to the TUN device.
 pub(crate) struct RealIo<'a> {
-    pub udp: &'a UdpSocket,
+    pub udp: &'a mut Udp,
+    pub batch: &'a mut Batch,
     pub tun: &'a Tun,
-}
-
-fn wait_writable(fd: RawFd, ms: i32) {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: one live pollfd.
-    unsafe { libc::poll(&mut p, 1, ms) };
 }
 
 impl Io for RealIo<'_> {
     fn send_to(&mut self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
-        match self.udp.send_to(datagram, to) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // socket buffer full: wait a little for room rather than drop at once
-                wait_writable(self.udp.as_raw_fd(), 20);
-                self.udp.send_to(datagram, to).map(drop)
-            }
-            Err(e) => Err(e),
-        }
+        self.batch.push(self.udp, datagram, to);
+        Ok(())
     }
 
     fn write_tun(&mut self, packet: &[u8]) -> io::Result<()> {
@@ -103,7 +88,8 @@ impl Io for RealIo<'_> {
 
 pub(crate) struct EventLoop {
     pub core: Core,
-    pub udp: UdpSocket,
+    pub udp: Udp,
+    pub batch: Batch,
     pub tun: Tun,
     pub waker: std::sync::Arc<Waker>,
     pub commands: mpsc::Receiver<Command>,
@@ -119,7 +105,7 @@ impl EventLoop {
         let mut buf = vec![0u8; MAX_PACKET].into_boxed_slice();
         let mut next_tick = Instant::now() + TICK;
         let mut fds = [
-            pollfd(self.udp.as_raw_fd()),
+            pollfd(self.udp.socket().as_raw_fd()),
             pollfd(self.tun.raw_fd()),
             pollfd(self.waker.raw_fd()),
         ];
@@ -151,12 +137,14 @@ impl EventLoop {
                 }
                 if Instant::now() >= next_tick {
                     let mut io = RealIo {
-                        udp: &self.udp,
+                        udp: &mut self.udp,
+                        batch: &mut self.batch,
                         tun: &self.tun,
                     };
                     self.core.tick(&mut io);
                     next_tick = Instant::now() + TICK;
                 }
+                self.batch.flush(&mut self.udp);
                 if !udp_ready && !tun_ready {
                     break;
                 }
@@ -166,6 +154,7 @@ impl EventLoop {
                 if tun_ready {
                     tun_ready = self.drain_tun(&mut buf)?;
                 }
+                self.batch.flush(&mut self.udp);
             }
         }
     }
@@ -179,7 +168,8 @@ impl EventLoop {
                 Err(mpsc::TryRecvError::Disconnected) => return Flow::Stop,
             };
             let mut io = RealIo {
-                udp: &self.udp,
+                udp: &mut self.udp,
+                batch: &mut self.batch,
                 tun: &self.tun,
             };
             match cmd {
@@ -193,7 +183,9 @@ impl EventLoop {
                     let _ = reply.send(self.core.peer_stats());
                 }
                 Command::Stats(reply) => {
-                    let _ = reply.send(self.core.stats());
+                    let mut stats = self.core.stats();
+                    stats.send_failed = self.batch.failed;
+                    let _ = reply.send(stats);
                 }
                 Command::WatchHandshake(key, tell, reply) => {
                     let r = self.core.watch_handshake(&key, tell, SystemTime::now());
@@ -204,11 +196,11 @@ impl EventLoop {
         }
     }
 
-    /// Up to [`BATCH`] datagrams; true if more may be waiting.
+    /// Up to [`BATCH`] receives (each may hold several datagrams); true if more may be waiting.
     fn drain_udp(&mut self, buf: &mut [u8]) -> bool {
         let now = SystemTime::now();
         for _ in 0..BATCH {
-            let (n, from) = match self.udp.recv_from(buf) {
+            let (n, from, seg) = match self.udp.recv(buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -219,11 +211,14 @@ impl EventLoop {
                 }
             };
             let mut io = RealIo {
-                udp: &self.udp,
+                udp: &mut self.udp,
+                batch: &mut self.batch,
                 tun: &self.tun,
             };
-            if let Some(datagram) = buf.get(..n) {
-                self.core.on_datagram(&mut io, from, datagram, now);
+            if let Some(data) = buf.get(..n) {
+                for datagram in data.chunks(seg.max(1)) {
+                    self.core.on_datagram(&mut io, from, datagram, now);
+                }
             }
         }
         true
@@ -239,7 +234,8 @@ impl EventLoop {
                 Err(e) => return Err(NodeError::TunIo(e)),
             };
             let mut io = RealIo {
-                udp: &self.udp,
+                udp: &mut self.udp,
+                batch: &mut self.batch,
                 tun: &self.tun,
             };
             if let Some(packet) = buf.get(..n) {

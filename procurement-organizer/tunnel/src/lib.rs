@@ -44,6 +44,7 @@ mod node;
 pub mod packet;
 mod peer;
 mod tun;
+mod udp;
 
 pub use allowed_ips::{AllowedIps, Ipv4Net, PrefixError};
 pub use core::NodeStats;

@@ -16,6 +16,7 @@ use crate::event_loop::{Command, EventLoop, RealIo, Waker};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::peer::{PeerConfig, PeerStats};
 use crate::tun::Tun;
+use crate::udp::{Batch, Udp};
 
 /// Socket buffer size asked for (SO_RCVBUFFORCE/SO_SNDBUFFORCE as root, else capped by
 /// net.core.rmem_max/wmem_max): bursts of a fast TCP flow must not overflow them.
@@ -65,15 +66,17 @@ impl Node {
             source,
         })?);
         let mut core = Core::new(&private_key, Core::os_rng());
-        {
+        let mut udp = Udp::new(udp);
+        let mut batch = Batch::new();
+        for peer in peers {
             let mut io = RealIo {
-                udp: &udp,
+                udp: &mut udp,
+                batch: &mut batch,
                 tun: &tun,
             };
-            for peer in peers {
-                core.add_peer(&mut io, peer)?;
-            }
+            core.add_peer(&mut io, peer)?;
         }
+        batch.flush(&mut udp);
         let public_key = private_key.public_key();
         drop(private_key);
         let tun_name = tun.name().to_owned();
@@ -81,6 +84,7 @@ impl Node {
         let event_loop = EventLoop {
             core,
             udp,
+            batch,
             tun,
             waker: Arc::clone(&waker),
             commands: rx,
