@@ -82,6 +82,62 @@ impl<'de> Deserialize<'de> for ImageRef {
     }
 }
 
+/// The tenant's image-signing public key (Ed25519, 32 bytes), written as 64 lowercase hex
+/// digits (as the sealed-image format's `VerifyingKey` writes it). Every manifest must verify
+/// under it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ImageSigningKey(pub [u8; 32]);
+
+impl fmt::Display for ImageSigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ImageSigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImageSigningKey({self})")
+    }
+}
+
+impl FromStr for ImageSigningKey {
+    type Err = ImageRefError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ImageRefError {
+            input: s.chars().take(40).collect(),
+        };
+        if s.len() != 64 {
+            return Err(err());
+        }
+        let (a, b) = s.split_at(32);
+        let (hi, lo): (ImageRef, ImageRef) =
+            (a.parse().map_err(|_| err())?, b.parse().map_err(|_| err())?);
+        let mut k = [0u8; 32];
+        k[..16].copy_from_slice(&hi.0);
+        k[16..].copy_from_slice(&lo.0);
+        Ok(Self(k))
+    }
+}
+
+impl Serialize for ImageSigningKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageSigningKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(|_| {
+            serde::de::Error::custom("not an Ed25519 public key: expected 64 lowercase hex digits")
+        })
+    }
+}
+
 /// Body of `POST /v1/keys` (agent -> key service, through the tunnel, mutual TLS). The lease
 /// and server come from the agent's certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +246,22 @@ mod tests {
             &format!("+{}", "a".repeat(31)),
         ] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn signing_keys_are_64_lowercase_hex() {
+        let k = ImageSigningKey([0xc3; 32]);
+        let s = "c3".repeat(32);
+        assert_eq!(k.to_string(), s);
+        assert_eq!(s.parse::<ImageSigningKey>().unwrap(), k);
+        for bad in [
+            "C3".repeat(32),
+            "c3".repeat(31),
+            "c3".repeat(33),
+            format!("{}zz", "c3".repeat(31)),
+        ] {
+            assert!(bad.parse::<ImageSigningKey>().is_err(), "{bad}");
         }
     }
 

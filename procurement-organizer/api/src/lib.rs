@@ -8,7 +8,8 @@
 //!       gateway certificate pinned by GatewaySpec.tls_cert_sha256) ----
 //!  POST /v1/peers     RegisterPeer  ───────►  checks the lease, adds the WireGuard peer
 //!                     PeerRegistered ◄──────  tunnel address, gateway key and endpoint, routes,
-//!                                             image store and key service URLs
+//!                                             image store and key service URLs, the
+//!                                             tenant's image-signing key
 //!  ---- through the WireGuard tunnel only ----
 //!  GET  /v1/images/<id>.manifest, <id>.chunks (Range)  ───►  image store (plain HTTP)
 //!  POST /v1/keys      KeyRequest    ───────►  key service (mutual TLS, same certificates)
@@ -28,7 +29,9 @@ mod register;
 
 pub use body::{BodyError, MAX_BODY, parse_body};
 pub use error::{ErrorBody, ErrorCode};
-pub use key::{IMAGE_KEY_LEN, ImageKeyB64, ImageRef, ImageRefError, KeyAnswer, KeyRequest};
+pub use key::{
+    IMAGE_KEY_LEN, ImageKeyB64, ImageRef, ImageRefError, ImageSigningKey, KeyAnswer, KeyRequest,
+};
 pub use net::{Ipv4Net, NetError, WgPublicKey, WgPublicKeyError};
 pub use paths::{ImageFile, parse_image_path};
 pub use register::{PeerRegistered, RegisterPeer};

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use lm_api::{LeaseId, Name};
 use serde::{Deserialize, Serialize};
 
-use crate::{Ipv4Net, WgPublicKey};
+use crate::{ImageSigningKey, Ipv4Net, WgPublicKey};
 
 /// Body of `POST /v1/peers` (agent -> registration service on the data-centre segment).
 /// Registering again with the same certificate replaces the key and keeps the address.
@@ -49,6 +49,9 @@ pub struct PeerRegistered {
     pub key_service_url: String,
     /// Seconds between WireGuard keepalives the agent should send (0: none).
     pub keepalive_secs: u16,
+    /// The tenant's image-signing public key: the agent refuses any manifest that does not
+    /// verify under it. It reaches the agent over this pinned TLS connection.
+    pub image_signing_key: ImageSigningKey,
 }
 
 #[cfg(test)]
@@ -71,6 +74,7 @@ mod tests {
             image_store_url: "http://10.99.0.1:8080".into(),
             key_service_url: "https://10.99.0.1:7444".into(),
             keepalive_secs: 15,
+            image_signing_key: ImageSigningKey([0xc3; 32]),
         }
     }
 
@@ -92,7 +96,7 @@ mod tests {
         let j = serde_json::to_string(&sample()).unwrap();
         assert_eq!(
             j,
-            r#"{"lease":"l-00000000000000aa","server":"vm1","tunnel_address":"10.99.0.2","tunnel_network":"10.99.0.0/24","gateway_tunnel_address":"10.99.0.1","gateway_wg_public_key":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","gateway_wg_endpoint":"10.77.0.2:51820","routes":["10.99.0.0/24","172.30.0.0/24"],"image_store_url":"http://10.99.0.1:8080","key_service_url":"https://10.99.0.1:7444","keepalive_secs":15}"#
+            r#"{"lease":"l-00000000000000aa","server":"vm1","tunnel_address":"10.99.0.2","tunnel_network":"10.99.0.0/24","gateway_tunnel_address":"10.99.0.1","gateway_wg_public_key":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","gateway_wg_endpoint":"10.77.0.2:51820","routes":["10.99.0.0/24","172.30.0.0/24"],"image_store_url":"http://10.99.0.1:8080","key_service_url":"https://10.99.0.1:7444","keepalive_secs":15,"image_signing_key":"c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3"}"#
         );
         assert_eq!(
             crate::parse_body::<PeerRegistered>(j.as_bytes()).unwrap(),
