@@ -27,6 +27,18 @@ impl GroupCommit {
         s.written
     }
 
+    /// Generations written so far.
+    #[cfg(test)]
+    pub fn generations(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).written
+    }
+
+    /// Generations known durable.
+    #[cfg(test)]
+    pub fn flushed(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).flushed
+    }
+
     /// Returns once generation `generation` is durable, flushing with `flush` if no flush
     /// covering it is running.
     pub fn wait<E>(&self, generation: u64, flush: impl Fn() -> Result<(), E>) -> Result<(), E> {

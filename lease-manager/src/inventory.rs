@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::fsm::{self, Input, Refusal};
 use crate::ledger::enroll;
 use crate::ledger::leases::{self, LeaseRefusal};
-use crate::ledger::{Effect, LeaseRecord, Ledger, StepError, Work};
+use crate::ledger::{Effect, LeaseRecord, Ledger, StepError, Tx, Work};
 use crate::store::{ServerRecord, Store, StoreError};
 
 /// Why an inventory operation was refused or failed.
@@ -101,6 +101,8 @@ pub struct Inventory {
     effects: Mutex<Option<mpsc::UnboundedSender<Effect>>>,
     token_ttl_s: std::sync::atomic::AtomicU64,
     durability: crate::group_commit::GroupCommit,
+    /// Operations waiting to share a transaction (see `inventory_shared`).
+    queue: Mutex<Vec<shared::Job>>,
 }
 
 impl std::fmt::Debug for Inventory {
@@ -146,6 +148,7 @@ impl Inventory {
             effects: Mutex::new(None),
             token_ttl_s: std::sync::atomic::AtomicU64::new(DEFAULT_TOKEN_TTL_S),
             durability: crate::group_commit::GroupCommit::default(),
+            queue: Mutex::new(Vec::new()),
         })
     }
 
@@ -198,18 +201,35 @@ impl Inventory {
         if tx.is_empty() {
             return Ok(out);
         }
-        let entries = self.store.commit(&tx, now)?;
+        let generation = self.commit_locked(&tx, now)?;
+        drop(ids);
+        self.publish(tx, generation)?;
+        Ok(out)
+    }
+
+    /// Stores `tx` and applies it to the ledger; the caller holds the writer lock. Returns
+    /// the group-commit generation to wait for.
+    fn commit_locked(&self, tx: &Tx, now: u64) -> Result<(u64, Vec<AuditEntry>), StoreError> {
+        let entries = self.store.commit(tx, now)?;
         {
             let mut l = self.ledger.write().unwrap_or_else(|p| p.into_inner());
-            l.apply(&tx);
+            l.apply(tx);
             if cfg!(debug_assertions)
                 && let Err(why) = l.check()
             {
                 tracing::error!(%why, "ledger invariant broken");
             }
         }
-        let generation = self.durability.written();
-        drop(ids);
+        Ok((self.durability.written(), entries))
+    }
+
+    /// Waits until a committed transaction is durable, then announces its audit entries and
+    /// hands its effects on. Called without the writer lock.
+    fn publish(
+        &self,
+        tx: Tx,
+        (generation, entries): (u64, Vec<AuditEntry>),
+    ) -> Result<(), StoreError> {
         self.durability.wait(generation, || self.store.flush())?;
         for e in entries {
             tracing::info!(seq = e.seq, actor = %e.actor, action = %e.action, lease = ?e.lease.map(|l| l.to_string()), server = ?e.server, detail = %e.detail, "audit");
@@ -231,7 +251,7 @@ impl Inventory {
                 let _ = chan.send(eff);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Subscribes to server state changes.
@@ -578,6 +598,9 @@ impl BootDirectory for Inventory {
         }
     }
 }
+
+#[path = "inventory_shared.rs"]
+mod shared;
 
 #[cfg(test)]
 mod tests {

@@ -114,7 +114,8 @@ mod tests {
     #[test]
     fn validate_names_the_field() {
         assert_eq!(good().validate(), Ok(()));
-        let cases: Vec<(fn(&mut GatewaySpec), &str)> = vec![
+        type Mutation = fn(&mut GatewaySpec);
+        let cases: Vec<(Mutation, &str)> = vec![
             (|g| g.register_url = "http://x:1".into(), "register_url"),
             (|g| g.register_url = "https://".into(), "register_url"),
             (|g| g.register_url = "https://a b:1".into(), "register_url"),

@@ -201,9 +201,14 @@ pub(super) async fn enroll(
             .map(|c| enroll::key_hash(&c.public_key_der()))
             .map_err(|e| e.to_string());
         let heartbeat_secs = api2.settings.heartbeat_secs;
+        let actor = format!("agent:{}", req.boot_mac);
+        let api3 = api2.clone();
+        // Shared: when many agents enroll at once, their enrollments go to the store in one
+        // transaction (the closure runs again alone if its batch fails).
         api2.inventory
-            .transact(&format!("agent:{}", req.boot_mac), |w| {
-                let grant = match enroll::decide(w, &req, token, csr_key, max) {
+            .transact_shared(&actor, move |w| {
+                let api2 = &api3;
+                let grant = match enroll::decide(w, &req, token.clone(), csr_key.clone(), max) {
                     Ok(enroll::Enrollment::New(g)) => g,
                     Ok(enroll::Enrollment::Replay {
                         server,
@@ -238,7 +243,7 @@ pub(super) async fn enroll(
                 };
                 let not_after_ms = grant.not_after_ms / 1000 * 1000;
                 let bits = [w.random(), w.random()];
-                let cert = issue(&api2, csr, identity, w.now_ms, not_after_ms, bits)?;
+                let cert = issue(api2, csr, identity, w.now_ms, not_after_ms, bits)?;
                 enroll::enrolled(
                     w,
                     &grant,
