@@ -7,11 +7,10 @@
 //! ```
 //! Creates and configures the TUN device, starts the node, prints `ready port=P public_key=K`,
 //! with `--wait-handshake` also `handshake_ms=T` (from the start of the node to the first
-//! peer's completed handshake), then runs until its standard input is closed and prints each
-//! peer's counters. The key file holds the private key in base64 (`wg genkey`).
+//! peer's completed handshake), then runs until SIGTERM or SIGINT and prints each peer's
+//! counters. The key file holds the private key in base64 (`wg genkey`).
 
 use std::error::Error;
-use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -76,7 +75,29 @@ fn parse() -> Res<Args> {
     Ok(a)
 }
 
+/// Blocks SIGTERM and SIGINT in this thread (and the threads it starts later) so that
+/// [`wait_for_signal`] can take them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; pthread_sigmask changes only
+    // this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t) {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` was initialised by block_signals; `sig` is a live out-parameter.
+    unsafe { libc::sigwait(set, &mut sig) };
+}
+
 fn main() -> Res<()> {
+    let signals = block_signals();
     let args = parse()?;
     let tun_name = args.tun.ok_or("--tun is required")?;
     let (addr, len) = args.address.ok_or("--address is required")?;
@@ -108,8 +129,7 @@ fn main() -> Res<()> {
         node.wait_handshake(&peer, wait)?;
         println!("handshake_ms={:.3}", start.elapsed().as_secs_f64() * 1000.0);
     }
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
+    wait_for_signal(&signals);
     for p in node.peers()? {
         println!(
             "peer {} endpoint={:?} rx={} tx={} dropped={}",

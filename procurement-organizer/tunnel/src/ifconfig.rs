@@ -20,23 +20,18 @@ pub enum IfconfigError {
         max = libc::IFNAMSIZ - 1
     )]
     Name(String),
-    #[error("opening an AF_INET control socket for interface ioctls")]
-    Socket(#[source] std::io::Error),
-    #[error("{what}")]
-    Ioctl {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The OS error is part of the message (not a `source`), so that `{e}` alone says it all.
+    #[error("opening an AF_INET control socket for interface ioctls: {0}")]
+    Socket(std::io::Error),
+    #[error("{what}: {os}")]
+    Ioctl { what: String, os: std::io::Error },
 }
 
 impl IfconfigError {
     /// The errno of a failed ioctl (for callers that accept, say, EEXIST).
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            IfconfigError::Ioctl { source, .. } | IfconfigError::Socket(source) => {
-                source.raw_os_error()
-            }
+            IfconfigError::Ioctl { os, .. } | IfconfigError::Socket(os) => os.raw_os_error(),
             IfconfigError::Name(_) => None,
         }
     }
@@ -126,7 +121,7 @@ impl Ifconfig {
         if rc < 0 {
             return Err(IfconfigError::Ioctl {
                 what: what(),
-                source: std::io::Error::last_os_error(),
+                os: std::io::Error::last_os_error(),
             });
         }
         Ok(())

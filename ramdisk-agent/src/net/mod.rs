@@ -2,5 +2,6 @@
 //! DHCP client's packet socket. Does IO.
 
 pub mod dhcp;
-pub mod ifconfig;
+/// Interface configuration ioctls live in wg-tunnel (shared with the TUN device's set-up).
+pub use wg_tunnel::ifconfig;
 pub mod link;

@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod perfdhcp;
 pub mod report;
 pub mod tftp;
+pub mod tunnel;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

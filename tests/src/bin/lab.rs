@@ -85,6 +85,9 @@ enum BenchWhat {
     Tftp,
     /// 1,000 simulated agents enrolling at once (fleet-sim).
     Fleet,
+    /// WireGuard tunnel throughput and handshake: wg-tunnel vs boringtun-cli (iperf3). Not part
+    /// of `all`: it needs wg-node and boringtun-cli built (scripts/bench.sh tunnel).
+    Tunnel,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -249,7 +252,14 @@ fn up(vms: u8, uefi: bool, power_on: bool, log_dir: Option<PathBuf>) -> Result<(
 }
 
 fn bench(what: BenchWhat, lm: Option<PathBuf>, secs: u32, agents: u32) -> Result<()> {
-    use lab::bench::{dhcp, fleet, report, tftp};
+    use lab::bench::{dhcp, fleet, report, tftp, tunnel};
+    if what == BenchWhat::Tunnel {
+        // needs no lease-manager
+        let (secs, rounds) = (10, 3);
+        let runs = tunnel::bench(&tunnel::Tools::locate()?, secs, rounds)?;
+        println!("{}", tunnel::report(&runs, secs));
+        return Ok(());
+    }
     let lm = lm.unwrap_or_else(|| PathBuf::from("target/release/lease-manager"));
     anyhow::ensure!(
         lm.exists(),
