@@ -2,10 +2,23 @@
 # Benchmarks (separate from the tests): the Lease Manager's DHCP and TFTP servers against
 # reference servers in the same run, in network namespaces this script's tools create and
 # delete. Installs the reference tools first. Run as root. Results: docs/benchmarks.md.
-#   scripts/bench.sh [all|dhcp|tftp|fleet]
+#   scripts/bench.sh [all|dhcp|tftp|fleet|image]
+# `image` (sealed image seal/open vs openssl speed, reader memory) needs no root or namespaces,
+# but a release build of lab; `all` runs it last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+run_image() {
+  ensure_packages openssl
+  say "building lab (release: the sealed image pipeline is measured as optimised code)"
+  cargo build --release -p lab --bin lab
+  say "running the image benchmark (1 GiB generated on the fly per run, both AEADs; a few minutes)"
+  target/release/lab bench image
+}
+if [[ "${1:-all}" == image ]]; then
+  run_image
+  exit 0
+fi
 scripts/setup.sh
 # perfdhcp is in kea-admin; atftp is the windowsize-capable client (atftpd is unpacked by lab bench)
 ensure_packages kea-admin kea-dhcp4-server dnsmasq-base tftpd-hpa atftp curl
@@ -17,3 +30,4 @@ case "${1:-all}" in
 esac
 say "running the benchmarks (perfdhcp, curl and atftp against each server, fleet-sim against the LM; takes a few minutes)"
 target/debug/lab bench "${1:-all}" --lease-manager target/release/lease-manager
+if [[ "${1:-all}" == all ]]; then run_image; fi

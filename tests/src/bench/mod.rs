@@ -6,6 +6,7 @@
 pub mod dhcp;
 pub mod dhcp_latency;
 pub mod fleet;
+pub mod image;
 pub mod perfdhcp;
 pub mod report;
 pub mod tftp;

@@ -60,6 +60,9 @@ enum Cmd {
         /// Simulated agents for `fleet`.
         #[arg(long, default_value_t = 1000)]
         agents: u32,
+        /// Size of the generated image for `image`, MiB.
+        #[arg(long, default_value_t = 1024)]
+        image_mib: u64,
     },
     /// Send a Wake-on-LAN magic packet out of an interface inside a namespace.
     Wake {
@@ -85,6 +88,9 @@ enum BenchWhat {
     Tftp,
     /// 1,000 simulated agents enrolling at once (fleet-sim).
     Fleet,
+    /// Sealed image: seal/open throughput vs openssl speed, reader memory. Not part of `all`:
+    /// it needs a release build of lab (scripts/bench.sh image).
+    Image,
     /// WireGuard tunnel throughput and handshake: wg-tunnel vs boringtun-cli (iperf3). Not part
     /// of `all`: it needs wg-node and boringtun-cli built (scripts/bench.sh tunnel).
     Tunnel,
@@ -148,10 +154,16 @@ fn main() -> Result<()> {
             log_dir,
         } => up(vms, uefi, power_on, log_dir),
         Cmd::Bench {
+            what: BenchWhat::Image,
+            image_mib,
+            ..
+        } => bench_image(image_mib),
+        Cmd::Bench {
             what,
             lease_manager,
             secs,
             agents,
+            ..
         } => bench(what, lease_manager, secs, agents),
         Cmd::Demo {
             artifacts,
@@ -248,6 +260,12 @@ fn up(vms: u8, uefi: bool, power_on: bool, log_dir: Option<PathBuf>) -> Result<(
     unsafe { libc::sigwait(&set, &mut sig) };
     println!("signal {sig}: tearing down");
     drop(lab);
+    Ok(())
+}
+
+fn bench_image(image_mib: u64) -> Result<()> {
+    use lab::bench::image;
+    println!("{}", image::report(&image::bench(image_mib)?));
     Ok(())
 }
 
