@@ -1,0 +1,143 @@
+//! `gateway run`: wires the gateway together and serves until SIGINT/SIGTERM.
+//!
+//! ```text
+//!  data-centre address (gateway.dc_address)      tunnel / private side
+//!  :7443 registration (mTLS)  POST /v1/peers     <tunnel address>:7444 key service (mTLS) POST /v1/keys
+//!  :51820/udp WireGuard ──── TUN po-wg0 ────────  <tunnel address>:8080 image store (HTTP, Range)
+//!  watcher: polls GET /v1/leases every lm_poll_secs, the CRL every crl_refresh_secs
+//! ```
+//!
+//! Start order: identity and pinned CA, first CRL, TUN device and WireGuard node, peers
+//! restored from `peers.json`, then the listeners (the private ones bind the tunnel address,
+//! which exists only once the TUN device has it), then `gateway ready`. IO.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lm_api::Name;
+use lm_pki::Identity;
+use tokio::net::TcpListener;
+
+use super::http::{Store, key_router, register_router, store_router};
+use super::identity::{GatewayIdentity, gateway_dir};
+use super::service::{Gateway, GatewayParts, now_unix};
+use super::source::LmSource;
+use super::trust::{CrlCache, client_verifier, pin_ca};
+use super::tunnel::{NodePeers, start_node};
+use crate::config::Config;
+use crate::images;
+use crate::lm::{Lm, load_bundle};
+
+/// The tenant a credential bundle speaks for.
+pub fn tenant_of(bundle: &lm_api::CredentialBundle) -> anyhow::Result<Name> {
+    match Identity::from_uri(&bundle.identity) {
+        Ok(Identity::Tenant(n)) => Ok(n),
+        Ok(other) => anyhow::bail!(
+            "the credential bundle is for {other}, not for a tenant: use the bundle of `lease-manager tenant add`"
+        ),
+        Err(e) => anyhow::bail!("the credential bundle's identity: {e}"),
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({key})"))
+}
+
+/// Runs the gateway until a signal.
+pub async fn run(cfg: &Config) -> anyhow::Result<()> {
+    let g = &cfg.gateway;
+    let bundle = load_bundle(&cfg.bundle)?;
+    let tenant = tenant_of(&bundle)?;
+    let lm: Arc<dyn LmSource> = Arc::new(Lm::new(&bundle, cfg.lm_url.as_deref())?);
+    let identity = GatewayIdentity::load_or_create(&cfg.state_dir, g)?;
+    let signing = images::signing_key(&cfg.state_dir)?;
+    let ca = pin_ca(&gateway_dir(&cfg.state_dir), &bundle.ca_pem)?;
+    let crl = CrlCache::new(&ca);
+    if let Err(e) = crl.refresh(&*lm, now_unix()).await {
+        tracing::warn!(error = %format!("{e:#}"), "no CRL yet: registrations and key requests are refused until one is fetched");
+    }
+    let tls = super::tls::server_config(
+        identity.cert_der.clone(),
+        identity.tls_key()?,
+        client_verifier(&ca.der)?,
+    )?;
+    let wg_public = identity.wg_public_api();
+    let cert_sha256 = identity.cert_sha256.clone();
+    let GatewayIdentity { wg_private, .. } = identity;
+    let node = start_node(g, wg_private)?;
+    let gw = Arc::new(Gateway::start(GatewayParts {
+        cfg: g.clone(),
+        tenant,
+        lm,
+        wg: Arc::new(NodePeers { handle: node }),
+        wg_public,
+        signing_key: images::signing_public(&signing),
+        state_dir: cfg.state_dir.clone(),
+        crl,
+    })?);
+    drop(signing);
+    let reg = bind(
+        g.register_listen,
+        "gateway.dc_address / gateway.register_port",
+    )
+    .await?;
+    let keys = bind(g.key_service_listen, "gateway.key_service_listen").await?;
+    let store = bind(g.image_store_listen, "gateway.image_store_listen").await?;
+    tokio::spawn(super::tls::serve(
+        reg,
+        tls.clone(),
+        register_router(gw.clone()),
+        "register",
+    ));
+    tokio::spawn(super::tls::serve(keys, tls, key_router(gw.clone()), "keys"));
+    let store_app = store_router(Store {
+        dir: images::store_dir(&cfg.state_dir),
+        gw: gw.clone(),
+    })
+    .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(store, store_app).await {
+            tracing::error!(error = %e, "the image store stopped");
+        }
+    });
+    tokio::spawn(watch(gw.clone()));
+    tracing::info!(
+        register = %g.register_listen, wireguard = %g.wg_listen, tun = %g.tun_name,
+        tunnel_address = %g.tunnel_address, key_service = %g.key_service_listen,
+        image_store = %g.image_store_listen, tls_cert_sha256 = %cert_sha256,
+        wg_public_key = %wg_public, "gateway ready"
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("gateway stopping");
+    Ok(())
+}
+
+/// The watcher: removes the peers of leases that are over, and keeps the CRL fresh.
+pub async fn watch(gw: Arc<Gateway>) {
+    let poll = Duration::from_secs(gw.cfg.lm_poll_secs);
+    let crl_every = gw.cfg.crl_refresh_secs as i64;
+    let mut tick = tokio::time::interval(poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = gw.sweep().await {
+            tracing::warn!(error = %e, "cannot follow the Lease Manager's leases");
+        }
+        let now = now_unix();
+        let stale = gw
+            .crl
+            .current()
+            .is_none_or(|c| now.saturating_sub(c.fetched_unix) >= crl_every);
+        if stale && let Err(e) = gw.crl.refresh(&*gw.lm, now).await {
+            tracing::warn!(error = %format!("{e:#}"), "CRL refresh failed");
+        }
+    }
+}
