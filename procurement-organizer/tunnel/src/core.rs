@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use boringtun::noise::errors::WireGuardError;
@@ -17,6 +17,7 @@ use rand::{Rng, RngCore};
 
 use crate::allowed_ips::{AllowedIps, Ipv4Net};
 use crate::error::NodeError;
+use crate::handshakes::Handshakes;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::packet::{self, Message};
 use crate::peer::{Peer, PeerConfig, PeerStats};
@@ -60,6 +61,7 @@ pub(crate) struct Core {
     scratch: Box<[u8]>,
     stats: NodeStats,
     rng: rand::rngs::StdRng,
+    handshakes: Arc<Handshakes>,
 }
 
 impl std::fmt::Debug for Core {
@@ -98,6 +100,7 @@ impl Core {
             scratch: vec![0u8; SCRATCH].into_boxed_slice(),
             stats: NodeStats::default(),
             rng,
+            handshakes: Handshakes::new(),
         }
     }
 
@@ -142,7 +145,6 @@ impl Core {
             rx_bytes: 0,
             tx_bytes: 0,
             dropped: 0,
-            waiters: Vec::new(),
         };
         if let Some(to) = peer.endpoint
             && let TunnResult::WriteToNetwork(init) = peer
@@ -154,6 +156,7 @@ impl Core {
         tracing::debug!(peer = %key, allowed = ?peer.allowed, endpoint = ?peer.endpoint, "peer added");
         self.by_key.insert(key, slot);
         self.peers.insert(slot, peer);
+        self.handshakes.added(key);
         Ok(())
     }
 
@@ -176,6 +179,7 @@ impl Core {
             .ok_or(NodeError::UnknownPeer(*key))?;
         self.peers.remove(&slot);
         self.routes.remove_value(slot);
+        self.handshakes.removed(key);
         tracing::debug!(peer = %key, "peer removed");
         Ok(())
     }
@@ -190,25 +194,9 @@ impl Core {
         self.stats
     }
 
-    /// `tell` gets a message once a handshake with `key` has completed (at once if one is
-    /// live); it is dropped unanswered if the peer is removed.
-    pub fn watch_handshake(
-        &mut self,
-        key: &PublicKey,
-        tell: mpsc::Sender<()>,
-        now: SystemTime,
-    ) -> Result<(), NodeError> {
-        let peer = self
-            .by_key
-            .get(key)
-            .and_then(|s| self.peers.get_mut(s))
-            .ok_or(NodeError::UnknownPeer(*key))?;
-        if peer.has_live_handshake(now) {
-            let _ = tell.send(());
-        } else {
-            peer.waiters.push(tell);
-        }
-        Ok(())
+    /// The completed handshakes, for the handle to wait on.
+    pub fn handshakes(&self) -> Arc<Handshakes> {
+        Arc::clone(&self.handshakes)
     }
 
     /// One datagram from `from`.
@@ -240,8 +228,13 @@ impl Core {
             peers,
             routes,
             scratch,
+            handshakes,
             ..
         } = self;
+        let completed = |peer: &mut Peer| {
+            peer.handshake_completed(now);
+            handshakes.completed(peer.key, now);
+        };
         let Some(peer) = peers.get_mut(&slot) else {
             return;
         };
@@ -251,7 +244,7 @@ impl Core {
                 if let Message::Data { receiver } = msg {
                     peer.endpoint = Some(from);
                     if peer.unconfirmed == Some(receiver) {
-                        peer.handshake_completed(now);
+                        completed(peer);
                     }
                 }
             }
@@ -262,7 +255,7 @@ impl Core {
             TunnResult::WriteToNetwork(reply) => {
                 peer.endpoint = Some(from);
                 match msg {
-                    Message::HandshakeResponse { .. } => peer.handshake_completed(now),
+                    Message::HandshakeResponse { .. } => completed(peer),
                     Message::HandshakeInit => {
                         // our response's sender index is the new session's local index
                         peer.unconfirmed = reply
@@ -284,7 +277,7 @@ impl Core {
                 if let Message::Data { receiver } = msg
                     && peer.unconfirmed == Some(receiver)
                 {
-                    peer.handshake_completed(now);
+                    completed(peer);
                 }
                 if routes.lookup(src) == Some(slot) {
                     if let Err(e) = io.write_tun(inner) {

@@ -3,8 +3,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::mpsc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rand::SeedableRng;
 
@@ -126,13 +125,18 @@ fn handshaken() -> (Side, Side) {
 #[test]
 fn handshake_completes_on_both_sides_and_data_flows_both_ways() {
     let (mut a, mut b) = pair();
-    let (tell, told) = mpsc::channel();
-    a.core
-        .watch_handshake(&b.key, tell, SystemTime::now())
-        .unwrap();
-    assert!(told.try_recv().is_err());
+    let board = a.core.handshakes();
+    assert!(matches!(
+        board.wait(&b.key, Duration::ZERO),
+        Err(NodeError::HandshakeTimeout { .. })
+    ));
+    // a waiter on another thread is woken by the handshake
+    let waiter = std::thread::spawn({
+        let (board, key) = (board.clone(), b.key);
+        move || board.wait(&key, Duration::from_secs(10))
+    });
     pump(&mut a, &mut b);
-    told.try_recv().expect("A's watcher is told");
+    waiter.join().unwrap().expect("A's waiter is woken");
     let a_view = &a.core.peer_stats()[0];
     let b_view = &b.core.peer_stats()[0];
     assert!(a_view.last_handshake.is_some());
@@ -165,12 +169,12 @@ fn handshake_completes_on_both_sides_and_data_flows_both_ways() {
     assert!(a_view.tx_bytes > 0 && a_view.rx_bytes > 0);
     assert_eq!(a_view.dropped, 0);
 
-    // a watcher after the fact is told at once
-    let (tell, told) = mpsc::channel();
-    b.core
-        .watch_handshake(&a.key, tell, SystemTime::now())
-        .unwrap();
-    told.try_recv().unwrap();
+    // a waiter after the fact returns at once; an unknown key is refused
+    b.core.handshakes().wait(&a.key, Duration::ZERO).unwrap();
+    assert!(matches!(
+        b.core.handshakes().wait(&b.key, Duration::ZERO),
+        Err(NodeError::UnknownPeer(_))
+    ));
 }
 
 #[test]
@@ -204,6 +208,10 @@ fn a_packet_for_no_peer_is_not_sent() {
 fn a_removed_peer_is_gone_at_once_and_cannot_come_back_by_itself() {
     let (mut a, mut b) = handshaken();
     b.core.remove_peer(&a.key).unwrap();
+    assert!(matches!(
+        b.core.handshakes().wait(&a.key, Duration::ZERO),
+        Err(NodeError::UnknownPeer(_))
+    ));
     assert!(matches!(
         b.core.remove_peer(&a.key),
         Err(NodeError::UnknownPeer(_))

@@ -28,11 +28,6 @@ pub(crate) enum Command {
     RemovePeer(PublicKey, mpsc::Sender<Result<(), NodeError>>),
     Peers(mpsc::Sender<Vec<PeerStats>>),
     Stats(mpsc::Sender<NodeStats>),
-    WatchHandshake(
-        PublicKey,
-        mpsc::Sender<()>,
-        mpsc::Sender<Result<(), NodeError>>,
-    ),
     Shutdown,
 }
 
@@ -186,10 +181,6 @@ impl EventLoop {
                     let mut stats = self.core.stats();
                     stats.send_failed = self.batch.failed;
                     let _ = reply.send(stats);
-                }
-                Command::WatchHandshake(key, tell, reply) => {
-                    let r = self.core.watch_handshake(&key, tell, SystemTime::now());
-                    let _ = reply.send(r);
                 }
                 Command::Shutdown => return Flow::Stop,
             }

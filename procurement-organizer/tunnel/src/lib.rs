@@ -38,6 +38,7 @@ mod allowed_ips;
 mod core;
 mod error;
 mod event_loop;
+mod handshakes;
 pub mod ifconfig;
 mod keys;
 mod node;

@@ -8,11 +8,12 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::core::{Core, NodeStats};
 use crate::error::NodeError;
 use crate::event_loop::{Command, EventLoop, RealIo, Waker};
+use crate::handshakes::Handshakes;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::peer::{PeerConfig, PeerStats};
 use crate::tun::Tun;
@@ -81,6 +82,7 @@ impl Node {
         drop(private_key);
         let tun_name = tun.name().to_owned();
         let (tx, rx) = mpsc::channel();
+        let handshakes = core.handshakes();
         let event_loop = EventLoop {
             core,
             udp,
@@ -91,12 +93,16 @@ impl Node {
         };
         let thread = std::thread::Builder::new()
             .name(format!("wg-{tun_name}"))
-            .spawn(move || {
-                let r = event_loop.run();
-                if let Err(e) = &r {
-                    tracing::error!("WireGuard node stopped: {e}");
+            .spawn({
+                let handshakes = Arc::clone(&handshakes);
+                move || {
+                    let r = event_loop.run();
+                    handshakes.stopped();
+                    if let Err(e) = &r {
+                        tracing::error!("WireGuard node stopped: {e}");
+                    }
+                    r
                 }
-                r
             })
             .map_err(|source| NodeError::Setup {
                 what: "spawning the node's thread",
@@ -110,6 +116,7 @@ impl Node {
             local_addr,
             public_key,
             tun_name,
+            handshakes,
         })
     }
 }
@@ -148,6 +155,7 @@ pub struct NodeHandle {
     local_addr: SocketAddr,
     public_key: PublicKey,
     tun_name: String,
+    handshakes: Arc<Handshakes>,
 }
 
 impl NodeHandle {
@@ -204,21 +212,7 @@ impl NodeHandle {
     /// Waits until a handshake with `key` has completed (returns at once if one completed
     /// within the last 180 s). Fails if the peer is unknown or removed meanwhile, or on timeout.
     pub fn wait_handshake(&self, key: &PublicKey, timeout: Duration) -> Result<(), NodeError> {
-        let start = Instant::now();
-        let (tell, told) = mpsc::channel();
-        self.ask(|tx| Command::WatchHandshake(*key, tell, tx))??;
-        match told.recv_timeout(timeout.saturating_sub(start.elapsed())) {
-            Ok(()) => Ok(()),
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(NodeError::HandshakeTimeout {
-                peer: *key,
-                waited: start.elapsed(),
-            }),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                // the peer was removed, or the node stopped
-                self.peers().map(|_| ())?;
-                Err(NodeError::UnknownPeer(*key))
-            }
-        }
+        self.handshakes.wait(key, timeout)
     }
 
     /// Stops the node's thread and waits for it; the error, if the node had failed.

@@ -1,8 +1,7 @@
 //! A peer: its configuration as the caller gives it, its statistics as the caller sees them, and
-//! the node's state for it (boringtun's `Tunn`, endpoint, counters, handshake waiters).
+//! the node's state for it (boringtun's `Tunn`, endpoint, counters).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use boringtun::noise::Tunn;
@@ -58,7 +57,6 @@ pub(crate) struct Peer {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
     pub dropped: u64,
-    pub waiters: Vec<mpsc::Sender<()>>,
 }
 
 impl Peer {
@@ -73,19 +71,10 @@ impl Peer {
         }
     }
 
-    /// A handshake completed within [`REJECT_AFTER`] (its session may still carry data).
-    pub fn has_live_handshake(&self, now: SystemTime) -> bool {
-        self.last_handshake
-            .is_some_and(|t| now.duration_since(t).unwrap_or_default() < REJECT_AFTER)
-    }
-
     pub fn handshake_completed(&mut self, now: SystemTime) {
         self.last_handshake = Some(now);
         self.unconfirmed = None;
         tracing::debug!(peer = %self.key, "WireGuard handshake completed");
-        for w in self.waiters.drain(..) {
-            let _ = w.send(());
-        }
     }
 }
 
