@@ -150,6 +150,9 @@ impl RecordFile {
 
     /// Waits for the exclusive lock.
     pub fn lock(&self) -> anyhow::Result<RecordLock> {
+        if let Some(dir) = self.lock.parent() {
+            files::private_dir(dir)?;
+        }
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
