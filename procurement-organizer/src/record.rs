@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -157,6 +158,7 @@ impl RecordFile {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&self.lock)
             .with_context(|| format!("cannot open the lock file {}", self.lock.display()))?;
         // SAFETY: flock(2) on a file descriptor this function owns for the call's duration.
