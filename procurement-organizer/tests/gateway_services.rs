@@ -5,17 +5,18 @@
 //! that restores the peers. The Lease Manager and WireGuard are the crate's shared fakes
 //! (`FakeLm`, `FakeWg`); the CA, certificates and CRLs are real (lm-pki).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use common::{Agent, agent, call, code, crl, tenant_cert};
 use lm_api::{LeaseId, LeaseServer, LeaseState, LeaseView, MacAddr, Tunnel};
-use lm_pki::{Authority, Identity, RevokedCert, Serial};
-use po_api::{ErrorBody, ErrorCode, ImageRef, KeyAnswer, PeerRegistered, WgPublicKey};
+use lm_pki::Authority;
+use po_api::{ErrorCode, ImageRef, KeyAnswer, PeerRegistered, WgPublicKey};
 use procurement_organizer::config::{Config, example};
 use procurement_organizer::gateway::http::{Store, key_router, register_router, store_router};
 use procurement_organizer::gateway::identity::GatewayIdentity;
@@ -25,9 +26,8 @@ use procurement_organizer::gateway::trust::{CrlCache, PinnedCa, client_verifier}
 use procurement_organizer::gateway::{run, tls};
 use procurement_organizer::keystore::KeyStore;
 use procurement_organizer::record::{RecordFile, RequestedLease};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::net::{TcpListener, TcpSocket};
+use rustls::pki_types::CertificateDer;
+use tokio::net::TcpListener;
 
 const IMAGE: &str = "0123456789abcdef0123456789abcdef";
 const DC: Ipv4Addr = Ipv4Addr::new(127, 77, 0, 2);
@@ -35,52 +35,6 @@ const GW_TUNNEL: Ipv4Addr = Ipv4Addr::new(127, 99, 0, 1);
 
 fn lease_id() -> LeaseId {
     LeaseId::from_random(0xaa)
-}
-
-/// An agent's certificate and key, issued by `ca` for a CSR as the LM does.
-struct Agent {
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    serial: String,
-}
-
-fn agent(ca: &Authority, identity: &str, serial: u64) -> Agent {
-    let key = lm_pki::generate_key().unwrap();
-    let csr = lm_pki::verify_csr(lm_pki::make_csr(&key, "agent").unwrap().as_bytes()).unwrap();
-    let id: Identity = identity.parse().unwrap();
-    let now = SystemTime::now();
-    let issued = ca
-        .issue_for_csr(
-            &csr,
-            &id,
-            now,
-            now + Duration::from_secs(3600),
-            Serial::from(serial),
-        )
-        .unwrap();
-    Agent {
-        chain: vec![issued.cert_der],
-        key: lm_pki::private_key_der(&key),
-        serial: issued.serial_hex,
-    }
-}
-
-fn tenant_cert(ca: &Authority) -> Agent {
-    let now = SystemTime::now();
-    let id: Identity = "urn:lease-appliance:tenant:acme".parse().unwrap();
-    let c = ca
-        .issue_client(
-            &id,
-            now,
-            now + Duration::from_secs(3600),
-            Serial::from(0x77u64),
-        )
-        .unwrap();
-    Agent {
-        chain: vec![CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()],
-        key: PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
-        serial: c.serial_hex,
-    }
 }
 
 fn view(state: LeaseState, serial: &str) -> LeaseView {
@@ -109,80 +63,6 @@ fn view(state: LeaseState, serial: &str) -> LeaseView {
     }
 }
 
-/// A client of one of the gateway's services: optional TLS (gateway certificate as the only
-/// root, the agent's certificate), optional source address.
-async fn call(
-    addr: SocketAddr,
-    from: Option<Ipv4Addr>,
-    tls: Option<(&CertificateDer<'static>, &Agent)>,
-    method: &str,
-    path: &str,
-    body: Option<Vec<u8>>,
-    range: Option<&str>,
-) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
-    let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
-    if let Some(ip) = from {
-        sock.bind(SocketAddr::new(IpAddr::V4(ip), 0))
-            .map_err(|e| e.to_string())?;
-    }
-    let tcp = sock.connect(addr).await.map_err(|e| e.to_string())?;
-    let req = {
-        let mut b = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", addr.ip().to_string());
-        if let Some(r) = range {
-            b = b.header("range", r);
-        }
-        b.body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|e| e.to_string())?
-    };
-    macro_rules! send {
-        ($io:expr) => {{
-            let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new($io))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            let resp = s.send_request(req).await.map_err(|e| e.to_string())?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok((status, headers, body))
-        }};
-    }
-    match tls {
-        None => send!(tcp),
-        Some((gw_cert, agent)) => {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(gw_cert.clone()).map_err(|e| e.to_string())?;
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let cfg = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_client_auth_cert(agent.chain.clone(), agent.key.clone_key())
-                .map_err(|e| e.to_string())?;
-            let name = ServerName::IpAddress(addr.ip().into());
-            let s = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| e.to_string())?;
-            send!(s)
-        }
-    }
-}
-
-fn code(body: &[u8]) -> ErrorCode {
-    serde_json::from_slice::<ErrorBody>(body)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
-        .code
-}
-
 struct World {
     _dir: tempfile::TempDir,
     state: std::path::PathBuf,
@@ -195,23 +75,6 @@ struct World {
     register: SocketAddr,
     keys: SocketAddr,
     store: SocketAddr,
-}
-
-fn crl(ca: &Authority, revoked: &[&str]) -> Vec<u8> {
-    let now = SystemTime::now();
-    let list: Vec<RevokedCert> = revoked
-        .iter()
-        .map(|s| RevokedCert {
-            serial: Serial::from_bytes(&hex::decode(s).unwrap()).unwrap(),
-            revoked_at: now,
-        })
-        .collect();
-    let number = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    ca.crl(&list, number, now, now + Duration::from_secs(3600))
-        .unwrap()
 }
 
 fn make_gateway(

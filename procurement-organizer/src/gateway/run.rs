@@ -46,15 +46,51 @@ async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListen
         .with_context(|| format!("cannot listen on {addr} ({key})"))
 }
 
+/// A started gateway: its state and the tasks serving it (aborted on drop).
+#[derive(Debug)]
+pub struct Started {
+    pub gw: Arc<Gateway>,
+    pub cert_sha256: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
 /// Runs the gateway until a signal.
 pub async fn run(cfg: &Config) -> anyhow::Result<()> {
-    let g = &cfg.gateway;
     let bundle = load_bundle(&cfg.bundle)?;
     let tenant = tenant_of(&bundle)?;
     let lm: Arc<dyn LmSource> = Arc::new(Lm::new(&bundle, cfg.lm_url.as_deref())?);
+    let started = start(cfg, lm, tenant, &bundle.ca_pem).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("gateway stopping");
+    drop(started);
+    Ok(())
+}
+
+/// Starts every part of the gateway for `tenant`, asking `lm`, trusting the LM CA `ca_pem`
+/// (pinned on first use), in the calling thread's network namespace.
+pub async fn start(
+    cfg: &Config,
+    lm: Arc<dyn LmSource>,
+    tenant: Name,
+    ca_pem: &str,
+) -> anyhow::Result<Started> {
+    let g = &cfg.gateway;
     let identity = GatewayIdentity::load_or_create(&cfg.state_dir, g)?;
     let signing = images::signing_key(&cfg.state_dir)?;
-    let ca = pin_ca(&gateway_dir(&cfg.state_dir), &bundle.ca_pem)?;
+    let ca = pin_ca(&gateway_dir(&cfg.state_dir), ca_pem)?;
     let crl = CrlCache::new(&ca);
     if let Err(e) = crl.refresh(&*lm, now_unix()).await {
         tracing::warn!(error = %format!("{e:#}"), "no CRL yet: registrations and key requests are refused until one is fetched");
@@ -86,38 +122,37 @@ pub async fn run(cfg: &Config) -> anyhow::Result<()> {
     .await?;
     let keys = bind(g.key_service_listen, "gateway.key_service_listen").await?;
     let store = bind(g.image_store_listen, "gateway.image_store_listen").await?;
-    tokio::spawn(super::tls::serve(
-        reg,
-        tls.clone(),
-        register_router(gw.clone()),
-        "register",
-    ));
-    tokio::spawn(super::tls::serve(keys, tls, key_router(gw.clone()), "keys"));
     let store_app = store_router(Store {
         dir: images::store_dir(&cfg.state_dir),
         gw: gw.clone(),
     })
     .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(store, store_app).await {
-            tracing::error!(error = %e, "the image store stopped");
-        }
-    });
-    tokio::spawn(watch(gw.clone()));
+    let tasks = vec![
+        tokio::spawn(super::tls::serve(
+            reg,
+            tls.clone(),
+            register_router(gw.clone()),
+            "register",
+        )),
+        tokio::spawn(super::tls::serve(keys, tls, key_router(gw.clone()), "keys")),
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(store, store_app).await {
+                tracing::error!(error = %e, "the image store stopped");
+            }
+        }),
+        tokio::spawn(watch(gw.clone())),
+    ];
     tracing::info!(
         register = %g.register_listen, wireguard = %g.wg_listen, tun = %g.tun_name,
         tunnel_address = %g.tunnel_address, key_service = %g.key_service_listen,
         image_store = %g.image_store_listen, tls_cert_sha256 = %cert_sha256,
         wg_public_key = %wg_public, "gateway ready"
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch SIGTERM")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("gateway stopping");
-    Ok(())
+    Ok(Started {
+        gw,
+        cert_sha256,
+        tasks,
+    })
 }
 
 /// The watcher: removes the peers of leases that are over, and keeps the CRL fresh.

@@ -1,0 +1,155 @@
+//! Helpers shared by the organizer's integration tests: agent certificates issued by a test
+//! CA as the LM issues them, CRLs, and a client of the gateway's services (optional TLS with
+//! the gateway certificate as the only root and an agent certificate, optional source
+//! address).
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use lm_pki::{Authority, Identity, RevokedCert, Serial};
+use po_api::{ErrorBody, ErrorCode};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::net::TcpSocket;
+
+/// An agent's certificate and key, issued by `ca` for a CSR as the LM does.
+pub struct Agent {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    pub serial: String,
+}
+
+pub fn agent(ca: &Authority, identity: &str, serial: u64) -> Agent {
+    let key = lm_pki::generate_key().unwrap();
+    let csr = lm_pki::verify_csr(lm_pki::make_csr(&key, "agent").unwrap().as_bytes()).unwrap();
+    let id: Identity = identity.parse().unwrap();
+    let now = SystemTime::now();
+    let issued = ca
+        .issue_for_csr(
+            &csr,
+            &id,
+            now,
+            now + Duration::from_secs(3600),
+            Serial::from(serial),
+        )
+        .unwrap();
+    Agent {
+        chain: vec![issued.cert_der],
+        key: lm_pki::private_key_der(&key),
+        serial: issued.serial_hex,
+    }
+}
+
+pub fn tenant_cert(ca: &Authority) -> Agent {
+    let now = SystemTime::now();
+    let id: Identity = "urn:lease-appliance:tenant:acme".parse().unwrap();
+    let c = ca
+        .issue_client(
+            &id,
+            now,
+            now + Duration::from_secs(3600),
+            Serial::from(0x77u64),
+        )
+        .unwrap();
+    Agent {
+        chain: vec![CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()],
+        key: PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
+        serial: c.serial_hex,
+    }
+}
+
+/// A client of one of the gateway's services: optional TLS (gateway certificate as the only
+/// root, the agent's certificate), optional source address.
+pub async fn call(
+    addr: SocketAddr,
+    from: Option<Ipv4Addr>,
+    tls: Option<(&CertificateDer<'static>, &Agent)>,
+    method: &str,
+    path: &str,
+    body: Option<Vec<u8>>,
+    range: Option<&str>,
+) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
+    let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    if let Some(ip) = from {
+        sock.bind(SocketAddr::new(IpAddr::V4(ip), 0))
+            .map_err(|e| e.to_string())?;
+    }
+    let tcp = sock.connect(addr).await.map_err(|e| e.to_string())?;
+    let req = {
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.ip().to_string());
+        if let Some(r) = range {
+            b = b.header("range", r);
+        }
+        b.body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| e.to_string())?
+    };
+    macro_rules! send {
+        ($io:expr) => {{
+            let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new($io))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let resp = s.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok((status, headers, body))
+        }};
+    }
+    match tls {
+        None => send!(tcp),
+        Some((gw_cert, agent)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(gw_cert.clone()).map_err(|e| e.to_string())?;
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let cfg = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(agent.chain.clone(), agent.key.clone_key())
+                .map_err(|e| e.to_string())?;
+            let name = ServerName::IpAddress(addr.ip().into());
+            let s = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| e.to_string())?;
+            send!(s)
+        }
+    }
+}
+
+pub fn code(body: &[u8]) -> ErrorCode {
+    serde_json::from_slice::<ErrorBody>(body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
+        .code
+}
+
+pub fn crl(ca: &Authority, revoked: &[&str]) -> Vec<u8> {
+    let now = SystemTime::now();
+    let list: Vec<RevokedCert> = revoked
+        .iter()
+        .map(|s| RevokedCert {
+            serial: Serial::from_bytes(&hex::decode(s).unwrap()).unwrap(),
+            revoked_at: now,
+        })
+        .collect();
+    let number = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    ca.crl(&list, number, now, now + Duration::from_secs(3600))
+        .unwrap()
+}
