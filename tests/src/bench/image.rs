@@ -8,8 +8,6 @@
 use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey};
@@ -19,37 +17,57 @@ use sealed_image::{
 
 use super::scratch;
 
+mod measure;
 mod plaintext;
 mod report;
 
+use measure::{Stopwatch, Took, command_text, loadavg, openssl_speed, proc_status_kib};
+pub use measure::{median, parse_openssl_speed, parse_status_kib};
 use plaintext::Gen;
 pub use report::report;
 
 /// Chunk size of the measured images (the format's default).
 pub const CHUNK: u32 = sealed_image::DEFAULT_CHUNK_SIZE;
-/// Runs per figure; the median is reported.
-const RUNS: usize = 3;
+/// Rounds; each round measures everything once, interleaved, so that load from elsewhere hits
+/// ours and the reference alike. Medians are reported.
+const ROUNDS: usize = 5;
 /// Seconds per `openssl speed` measurement.
-const OPENSSL_SECS: u32 = 3;
+const OPENSSL_SECS: u32 = 1;
+/// Bytes each way for ring's raw AEAD per round.
+const RING_BYTES: u64 = 256 << 20;
 /// Size of the small image of the memory comparison.
 const SMALL: u64 = 64 << 20;
 
-/// One AEAD's figures, MB/s (10^6 bytes per second), medians.
+/// A throughput, MB/s (10^6 bytes per second), by wall clock and by this thread's CPU time
+/// (user + system: what `openssl speed` divides by, without `-elapsed`, is user time).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rate {
+    pub wall_mbs: f64,
+    pub cpu_mbs: f64,
+}
+
+/// One round of one AEAD.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Round {
+    /// `openssl speed -evp <aead> -bytes 65536` and with `-decrypt` (openssl's own divisor).
+    pub openssl_enc_mbs: f64,
+    pub openssl_dec_mbs: f64,
+    /// ring's AEAD alone, in place on one chunk-sized buffer.
+    pub ring_seal: Rate,
+    pub ring_open: Rate,
+    /// Sealer over generated plaintext, chunks to `io::sink()`.
+    pub seal_sink: Rate,
+    /// The same, chunks written to a file (page cache, no fsync).
+    pub seal_file: Rate,
+    /// OpenReader over the chunks file, each authenticated chunk consumed in place, then
+    /// `finish`.
+    pub open: Rate,
+}
+
 #[derive(Debug, Clone)]
 pub struct AeadResult {
     pub aead: Aead,
-    /// Sealer over generated plaintext, chunks written to a file (page cache).
-    pub seal_file_mbs: f64,
-    /// The same, chunks to `io::sink()`.
-    pub seal_sink_mbs: f64,
-    /// OpenReader over the chunks file, each authenticated chunk consumed in place.
-    pub open_mbs: f64,
-    /// ring's AEAD alone, in place on one chunk-sized buffer.
-    pub ring_seal_mbs: f64,
-    pub ring_open_mbs: f64,
-    /// `openssl speed -evp <aead> -bytes 65536` (and `-decrypt`).
-    pub openssl_seal_mbs: f64,
-    pub openssl_open_mbs: f64,
+    pub rounds: Vec<Round>,
 }
 
 /// The reader's memory while opening one image.
@@ -67,13 +85,14 @@ pub struct ImageBenchResult {
     pub image_bytes: u64,
     pub aeads: Vec<AeadResult>,
     /// Writing the image's size to a file in 1 MiB writes, no crypto (what `seal -> file`
-    /// pays the kernel), MB/s, median.
-    pub file_write_mbs: f64,
-    /// Reading a chunks file from the page cache in 1 MiB reads, no crypto, MB/s, median.
-    pub file_read_mbs: f64,
+    /// pays the kernel), one per round.
+    pub file_write: Vec<Rate>,
+    /// Reading a chunks file from the page cache in 1 MiB reads, no crypto, one per round.
+    pub file_read: Vec<Rate>,
     pub mem: Vec<MemResult>,
     pub openssl_version: String,
-    pub loadavg: String,
+    pub loadavg_start: String,
+    pub loadavg_end: String,
 }
 
 /// Runs the whole benchmark with an image of `image_mib` MiB.
@@ -86,53 +105,49 @@ pub fn bench(image_mib: u64) -> Result<ImageBenchResult> {
     let image_bytes = image_mib << 20;
     let dir = scratch("image")?;
     let openssl_version = command_text("openssl", &["version"])?.trim().to_string();
+    let loadavg_start = loadavg();
     let key = ImageKey::from_bytes([0x5a; 32]);
     let signer = SigningKey::generate(&ring::rand::SystemRandom::new())
         .context("generating a signing key")?;
-    let mut aeads = Vec::new();
+    let mut aeads: Vec<AeadResult> = Aead::ALL
+        .into_iter()
+        .map(|aead| AeadResult {
+            aead,
+            rounds: Vec::new(),
+        })
+        .collect();
     let mut file_write = Vec::new();
     let mut file_read = Vec::new();
-    for (n, aead) in Aead::ALL.into_iter().enumerate() {
-        eprintln!(
-            "image bench: {aead}: openssl speed, ring raw, seal and open {image_mib} MiB x{RUNS}"
-        );
-        let openssl_seal_mbs = openssl_speed(aead, false)?;
-        let openssl_open_mbs = openssl_speed(aead, true)?;
-        let (ring_seal_mbs, ring_open_mbs) = ring_raw(aead, image_bytes)?;
-        let params = params(n as u8, aead);
-        let chunks = dir.join(format!("{}.chunks", params.image_id));
-        let mut seal_file = Vec::new();
-        let mut seal_sink = Vec::new();
-        let mut open = Vec::new();
-        let mut manifest = None;
-        for _ in 0..RUNS {
-            let _ = std::fs::remove_file(&chunks);
-            let (m, secs) = seal(&params, &key, &signer, image_bytes, Some(&chunks))?;
-            seal_file.push(mbs(image_bytes, secs));
-            let (_, secs) = seal(&params, &key, &signer, image_bytes, None)?;
-            seal_sink.push(mbs(image_bytes, secs));
-            let secs = open_file(&m, &key, &chunks)?;
-            open.push(mbs(image_bytes, secs));
-            manifest = Some(m);
+    for round in 1..=ROUNDS {
+        eprintln!("image bench: round {round} of {ROUNDS} ({image_mib} MiB, both AEADs)");
+        for (n, a) in aeads.iter_mut().enumerate() {
+            let aead = a.aead;
+            let mut r = Round {
+                openssl_enc_mbs: openssl_speed(aead, false)?,
+                openssl_dec_mbs: openssl_speed(aead, true)?,
+                ..Round::default()
+            };
+            (r.ring_seal, r.ring_open) = ring_raw(aead, RING_BYTES)?;
+            let params = params(n as u8, aead);
+            let chunks = dir.join(format!("{}.chunks", params.image_id));
+            let (_, took) = seal(&params, &key, &signer, image_bytes, None)?;
+            r.seal_sink = took.rate(image_bytes);
             if n == 0 {
-                file_read.push(mbs(image_bytes, read_file(&chunks)?));
+                // The kernel's share of `seal -> file`, measured right before it.
                 let plain = dir.join("plain.bin");
-                file_write.push(mbs(image_bytes, write_file(&plain, image_bytes)?));
+                file_write.push(write_file(&plain, image_bytes)?.rate(image_bytes));
                 let _ = std::fs::remove_file(&plain);
             }
+            let _ = std::fs::remove_file(&chunks);
+            let (m, took) = seal(&params, &key, &signer, image_bytes, Some(&chunks))?;
+            r.seal_file = took.rate(image_bytes);
+            r.open = open_file(&m, &key, &chunks)?.rate(image_bytes);
+            if n == 0 {
+                file_read.push(read_file(&chunks)?.rate(m.chunks_file_len()));
+            }
+            let _ = std::fs::remove_file(&chunks);
+            a.rounds.push(r);
         }
-        drop(manifest);
-        let _ = std::fs::remove_file(&chunks);
-        aeads.push(AeadResult {
-            aead,
-            seal_file_mbs: median(seal_file),
-            seal_sink_mbs: median(seal_sink),
-            open_mbs: median(open),
-            ring_seal_mbs,
-            ring_open_mbs,
-            openssl_seal_mbs,
-            openssl_open_mbs,
-        });
     }
     eprintln!("image bench: reader memory at 64 MiB and {image_mib} MiB");
     let mut mem = Vec::new();
@@ -152,20 +167,15 @@ pub fn bench(image_mib: u64) -> Result<ImageBenchResult> {
             hwm_kib,
         });
     }
-    let loadavg = std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
     Ok(ImageBenchResult {
         image_bytes,
         aeads,
-        file_write_mbs: median(file_write),
-        file_read_mbs: median(file_read),
+        file_write,
+        file_read,
         mem,
         openssl_version,
-        loadavg,
+        loadavg_start,
+        loadavg_end: loadavg(),
     })
 }
 
@@ -178,16 +188,16 @@ fn params(id: u8, aead: Aead) -> SealParams {
 }
 
 /// Seals `len` generated bytes to `out` (a file) or to a sink; returns the manifest and the
-/// seconds taken (file: including the final flush, not an fsync).
+/// time taken (file: including the final flush, not an fsync).
 fn seal(
     params: &SealParams,
     key: &ImageKey,
     signer: &SigningKey,
     len: u64,
     out: Option<&Path>,
-) -> Result<(Manifest, f64)> {
+) -> Result<(Manifest, Took)> {
     let mut source = Gen::new(len);
-    let t = Instant::now();
+    let t = Stopwatch::start();
     let signed = match out {
         Some(p) => {
             let f = File::create(p).with_context(|| format!("creating {}", p.display()))?;
@@ -201,14 +211,14 @@ fn seal(
             s.finish(signer)?
         }
     };
-    let secs = t.elapsed().as_secs_f64();
-    Ok((signed.verify(&signer.verifying_key())?, secs))
+    let took = t.stop();
+    Ok((signed.verify(&signer.verifying_key())?, took))
 }
 
 /// Opens the chunks file to its end, consuming each authenticated chunk in place, and runs the
-/// final verification; returns the seconds taken.
-fn open_file(manifest: &Manifest, key: &ImageKey, chunks: &Path) -> Result<f64> {
-    let t = Instant::now();
+/// final verification; returns the time taken.
+fn open_file(manifest: &Manifest, key: &ImageKey, chunks: &Path) -> Result<Took> {
+    let t = Stopwatch::start();
     let f = File::open(chunks).with_context(|| format!("opening {}", chunks.display()))?;
     let mut r = OpenReader::new(Opener::new(manifest, key)?, f);
     let mut total = 0u64;
@@ -222,7 +232,7 @@ fn open_file(manifest: &Manifest, key: &ImageKey, chunks: &Path) -> Result<f64> 
         total += n as u64;
     }
     let v = r.finish()?;
-    let secs = t.elapsed().as_secs_f64();
+    let took = t.stop();
     std::hint::black_box(check);
     if total != manifest.plaintext_len || v.plaintext_bytes != total {
         bail!(
@@ -230,14 +240,14 @@ fn open_file(manifest: &Manifest, key: &ImageKey, chunks: &Path) -> Result<f64> 
             manifest.plaintext_len
         );
     }
-    Ok(secs)
+    Ok(took)
 }
 
-/// Writes `len` bytes of one 1 MiB buffer to a new file; returns the seconds taken.
-fn write_file(path: &Path, len: u64) -> Result<f64> {
+/// Writes `len` bytes of one 1 MiB buffer to a new file; returns the time taken.
+fn write_file(path: &Path, len: u64) -> Result<Took> {
     use std::io::Write as _;
     let buf = vec![0x33u8; CHUNK as usize];
-    let t = Instant::now();
+    let t = Stopwatch::start();
     let mut f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut left = len;
     while left > 0 {
@@ -246,20 +256,20 @@ fn write_file(path: &Path, len: u64) -> Result<f64> {
         left -= n as u64;
     }
     f.flush()?;
-    Ok(t.elapsed().as_secs_f64())
+    Ok(t.stop())
 }
 
-/// Reads a file to its end in 1 MiB reads; returns the seconds taken.
-fn read_file(path: &Path) -> Result<f64> {
+/// Reads a file to its end in 1 MiB reads; returns the time taken.
+fn read_file(path: &Path) -> Result<Took> {
     let mut buf = vec![0u8; CHUNK as usize];
-    let t = Instant::now();
+    let t = Stopwatch::start();
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     while f.read(&mut buf)? > 0 {}
-    Ok(t.elapsed().as_secs_f64())
+    Ok(t.stop())
 }
 
 /// ring's AEAD in place on one chunk-sized buffer, `total` bytes each way.
-fn ring_raw(aead: Aead, total: u64) -> Result<(f64, f64)> {
+fn ring_raw(aead: Aead, total: u64) -> Result<(Rate, Rate)> {
     let alg = match aead {
         Aead::Aes256Gcm => &ring::aead::AES_256_GCM,
         Aead::ChaCha20Poly1305 => &ring::aead::CHACHA20_POLY1305,
@@ -269,24 +279,24 @@ fn ring_raw(aead: Aead, total: u64) -> Result<(f64, f64)> {
     let mut buf = vec![0x11u8; CHUNK as usize];
     let n = total / u64::from(CHUNK);
     let mut tags = Vec::with_capacity(n as usize);
-    let t = Instant::now();
+    let t = Stopwatch::start();
     for i in 0..n {
         let tag = key
             .seal_in_place_separate_tag(nonce(i), Aad::from(&[0u8; 35]), &mut buf)
             .map_err(|_| anyhow::anyhow!("ring seal"))?;
         tags.push(tag);
     }
-    let seal = mbs(n * u64::from(CHUNK), t.elapsed().as_secs_f64());
+    let seal = t.stop().rate(n * u64::from(CHUNK));
     // Open the last sealed buffer n times (the tag only verifies for it; the cost is the same).
     let last = *tags.last().context("no chunk sealed")?;
     let sealed = buf.clone();
-    let t = Instant::now();
+    let t = Stopwatch::start();
     for _ in 0..n {
         buf.copy_from_slice(&sealed);
         key.open_in_place_separate_tag(nonce(n - 1), Aad::from(&[0u8; 35]), last, &mut buf, 0..)
             .map_err(|_| anyhow::anyhow!("ring open"))?;
     }
-    let open = mbs(n * u64::from(CHUNK), t.elapsed().as_secs_f64());
+    let open = t.stop().rate(n * u64::from(CHUNK));
     Ok((seal, open))
 }
 
@@ -294,107 +304,4 @@ fn nonce(i: u64) -> Nonce {
     let mut n = [0u8; 12];
     n[4..].copy_from_slice(&i.to_be_bytes());
     Nonce::assume_unique_for_key(n)
-}
-
-/// `openssl speed [-decrypt] -evp <aead> -bytes 65536 -seconds 3`, in MB/s.
-fn openssl_speed(aead: Aead, decrypt: bool) -> Result<f64> {
-    let secs = OPENSSL_SECS.to_string();
-    let mut args = vec!["speed"];
-    if decrypt {
-        args.push("-decrypt");
-    }
-    args.extend(["-evp", aead.name(), "-bytes", "65536", "-seconds", &secs]);
-    let out = command_text("openssl", &args)?;
-    parse_openssl_speed(&out, aead.name()).with_context(|| {
-        format!(
-            "no {} figure in the output of openssl {}:\n{out}",
-            aead.name(),
-            args.join(" ")
-        )
-    })
-}
-
-/// The figure of `openssl speed -bytes N` for `alg` (its last line naming it, in 1000s of
-/// bytes per second with a `k` suffix), as MB/s. Pure.
-pub fn parse_openssl_speed(out: &str, alg: &str) -> Option<f64> {
-    out.lines()
-        .rev()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            let name = words.next()?;
-            if !name.eq_ignore_ascii_case(alg) {
-                return None;
-            }
-            let v = words.last()?.strip_suffix('k')?.parse::<f64>().ok()?;
-            Some(v * 1000.0 / 1e6)
-        })
-        .next()
-}
-
-/// A `kB` field of /proc/self/status, in KiB.
-fn proc_status_kib(field: &str) -> Result<u64> {
-    let s = std::fs::read_to_string("/proc/self/status")?;
-    parse_status_kib(&s, field).with_context(|| format!("no {field} in /proc/self/status"))
-}
-
-/// `VmHWM:   1234 kB` -> 1234. Pure.
-pub fn parse_status_kib(status: &str, field: &str) -> Option<u64> {
-    status.lines().find_map(|l| {
-        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
-}
-
-fn command_text(cmd: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {cmd} (install it: apt-get install {cmd})"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd} {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn mbs(bytes: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        bytes as f64 / secs / 1e6
-    } else {
-        0.0
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_openssl_speed_output() {
-        let out = "The 'numbers' are in 1000s of bytes per second processed.\ntype          65536 bytes\nAES-256-GCM    2669069.45k\n";
-        assert_eq!(parse_openssl_speed(out, "aes-256-gcm"), Some(2669.06945));
-        let out = "type 65536 bytes\nChaCha20-Poly1305   783220.74k\n";
-        assert_eq!(
-            parse_openssl_speed(out, "chacha20-poly1305"),
-            Some(783.22074)
-        );
-        assert_eq!(parse_openssl_speed(out, "aes-256-gcm"), None);
-        assert_eq!(parse_openssl_speed("AES-256-GCM 12", "aes-256-gcm"), None);
-    }
-
-    #[test]
-    fn parses_proc_status() {
-        let s = "Name:\tlab\nVmHWM:\t   13584 kB\nVmRSS:\t   12000 kB\n";
-        assert_eq!(parse_status_kib(s, "VmHWM"), Some(13584));
-        assert_eq!(parse_status_kib(s, "VmRSS"), Some(12000));
-        assert_eq!(parse_status_kib(s, "VmSwap"), None);
-    }
 }
