@@ -7,194 +7,19 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Agent, agent, call, code, crl, tenant_cert};
-use lm_api::{LeaseId, LeaseServer, LeaseState, LeaseView, MacAddr, Tunnel};
-use lm_pki::Authority;
-use po_api::{ErrorCode, ImageRef, KeyAnswer, PeerRegistered, WgPublicKey};
-use procurement_organizer::config::{Config, example};
-use procurement_organizer::gateway::http::{Store, key_router, register_router, store_router};
-use procurement_organizer::gateway::identity::GatewayIdentity;
-use procurement_organizer::gateway::service::{Gateway, GatewayParts};
-use procurement_organizer::gateway::source::{FakeLm, FakeWg};
-use procurement_organizer::gateway::trust::{CrlCache, PinnedCa, client_verifier};
-use procurement_organizer::gateway::{run, tls};
-use procurement_organizer::keystore::KeyStore;
-use procurement_organizer::record::{RecordFile, RequestedLease};
-use rustls::pki_types::CertificateDer;
-use tokio::net::TcpListener;
-
-const IMAGE: &str = "0123456789abcdef0123456789abcdef";
-const DC: Ipv4Addr = Ipv4Addr::new(127, 77, 0, 2);
-const GW_TUNNEL: Ipv4Addr = Ipv4Addr::new(127, 99, 0, 1);
-
-fn lease_id() -> LeaseId {
-    LeaseId::from_random(0xaa)
-}
-
-fn view(state: LeaseState, serial: &str) -> LeaseView {
-    LeaseView {
-        id: lease_id(),
-        tenant: "acme".parse().unwrap(),
-        state,
-        reason: None,
-        count: 1,
-        waiting: 0,
-        servers: vec![LeaseServer {
-            name: "vm1".into(),
-            mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            state: "tunneling".into(),
-            cert_serial: Some(serial.into()),
-        }],
-        tunnel: Tunnel::Wireguard,
-        role: None,
-        image: Some(IMAGE.into()),
-        gateway: None,
-        created_ms: 0,
-        starts_ms: 0,
-        ends_ms: u64::MAX / 2,
-        ended_ms: None,
-        renewals: 0,
-    }
-}
-
-struct World {
-    _dir: tempfile::TempDir,
-    state: std::path::PathBuf,
-    cfg: Config,
-    ca: Authority,
-    lm: Arc<FakeLm>,
-    wg: Arc<FakeWg>,
-    gw: Arc<Gateway>,
-    gw_cert: CertificateDer<'static>,
-    register: SocketAddr,
-    keys: SocketAddr,
-    store: SocketAddr,
-}
-
-fn make_gateway(
-    state: &Path,
-    cfg: &Config,
-    ca: &Authority,
-    lm: &Arc<FakeLm>,
-    wg: &Arc<FakeWg>,
-) -> (
-    Arc<Gateway>,
-    CertificateDer<'static>,
-    Arc<rustls::ServerConfig>,
-) {
-    let identity = GatewayIdentity::load_or_create(state, &cfg.gateway).unwrap();
-    let pinned = PinnedCa {
-        pem: ca.cert_pem().to_string(),
-        der: ca.cert_der().clone(),
-    };
-    let tls = tls::server_config(
-        identity.cert_der.clone(),
-        identity.tls_key().unwrap(),
-        client_verifier(&pinned.der).unwrap(),
-    )
-    .unwrap();
-    let gw = Gateway::start(GatewayParts {
-        cfg: cfg.gateway.clone(),
-        tenant: "acme".parse().unwrap(),
-        lm: lm.clone(),
-        wg: wg.clone(),
-        wg_public: identity.wg_public_api(),
-        signing_key: po_api::ImageSigningKey([0x5e; 32]),
-        state_dir: state.to_path_buf(),
-        crl: CrlCache::new(&pinned),
-    })
-    .unwrap();
-    (Arc::new(gw), identity.cert_der, tls)
-}
-
-async fn world(agent_serial: &str) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let text = example("b.json", "state", DC, "127.99.0.0/24".parse().unwrap(), &[])
-        .replace("# crl_refresh_secs = 10", "crl_refresh_secs = 1")
-        .replace("# lm_poll_secs = 3", "lm_poll_secs = 1");
-    let cfg = Config::parse(&text, &dir.path().join("organizer.toml")).unwrap();
-    let ca = Authority::generate(SystemTime::now(), 1u64.into())
-        .unwrap()
-        .0;
-    let lm = Arc::new(FakeLm::default());
-    lm.put(view(LeaseState::Active, agent_serial));
-    *lm.crl.lock().unwrap() = Some(crl(&ca, &[]));
-    RecordFile::new(&state)
-        .update(|r| {
-            r.add(RequestedLease {
-                id: lease_id(),
-                requested_ms: 0,
-                count: 1,
-                duration_s: 3600,
-                tunnel: Tunnel::Wireguard,
-                role: None,
-                image: Some(IMAGE.into()),
-                released_ms: None,
-            })
-        })
-        .unwrap();
-    let image: ImageRef = IMAGE.parse().unwrap();
-    KeyStore::new(&state).put(&image, 1, &[0x42; 32]).unwrap();
-    let images = procurement_organizer::images::store_dir(&state);
-    std::fs::create_dir_all(&images).unwrap();
-    let chunks: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(images.join(format!("{IMAGE}.chunks")), &chunks).unwrap();
-    std::fs::write(images.join(format!("{IMAGE}.manifest")), b"manifest").unwrap();
-    let wg = Arc::new(FakeWg::default());
-    let (gw, gw_cert, tls) = make_gateway(&state, &cfg, &ca, &lm, &wg);
-    let reg = TcpListener::bind((DC, 0)).await.unwrap();
-    let keys = TcpListener::bind((GW_TUNNEL, 0)).await.unwrap();
-    let store = TcpListener::bind((GW_TUNNEL, 0)).await.unwrap();
-    let (register, key_addr, store_addr) = (
-        reg.local_addr().unwrap(),
-        keys.local_addr().unwrap(),
-        store.local_addr().unwrap(),
-    );
-    tokio::spawn(tls::serve(
-        reg,
-        tls.clone(),
-        register_router(gw.clone()),
-        "register",
-    ));
-    tokio::spawn(tls::serve(keys, tls, key_router(gw.clone()), "keys"));
-    let app = store_router(Store {
-        dir: images,
-        gw: gw.clone(),
-    })
-    .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(store, app).await });
-    World {
-        _dir: dir,
-        state,
-        cfg,
-        ca,
-        lm,
-        wg,
-        gw,
-        gw_cert,
-        register,
-        keys: key_addr,
-        store: store_addr,
-    }
-}
-
-fn reg_body(k: u8) -> Vec<u8> {
-    serde_json::to_vec(&po_api::RegisterPeer {
-        wg_public_key: WgPublicKey([k; 32]),
-    })
-    .unwrap()
-}
-
-fn key_body(image: &str, epoch: u32) -> Vec<u8> {
-    format!(r#"{{"image":"{image}","epoch":{epoch}}}"#).into_bytes()
-}
+use common::world::{
+    AGENT_ADDR, GW_TUNNEL, IMAGE, VM1, key_body, lease_id, make_gateway, reg_body, view, world,
+};
+use common::{agent, call, code};
+use lm_api::LeaseState;
+use po_api::{ErrorCode, KeyAnswer, PeerRegistered, WgPublicKey};
+use procurement_organizer::gateway::run;
+use procurement_organizer::gateway::source::FakeWg;
 
 /// Every log line of this test binary, for the checks that keys never reach the log.
 static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
@@ -224,9 +49,6 @@ fn capture_logs() {
 fn log_text() -> String {
     String::from_utf8_lossy(&LOG.lock().unwrap()).into_owned()
 }
-
-const VM1: &str = "urn:lease-appliance:agent:l-00000000000000aa:vm1";
-const AGENT_ADDR: Ipv4Addr = Ipv4Addr::new(127, 99, 0, 2);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_then_key_then_store_then_release() {
@@ -471,105 +293,6 @@ async fn register_then_key_then_store_then_release() {
         !log.contains(key_b64) && !log.contains("4242424242"),
         "the key reached the log"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusals_at_registration() {
-    let w = world("51").await;
-    let good = agent(&w.ca, VM1, 0x51);
-    let post = |a: &Agent, body: Vec<u8>| {
-        let (addr, cert) = (w.register, w.gw_cert.clone());
-        let chain = a.chain.clone();
-        let key = a.key.clone_key();
-        async move {
-            let a = Agent {
-                chain,
-                key,
-                serial: String::new(),
-            };
-            call(
-                addr,
-                None,
-                Some((&cert, &a)),
-                "POST",
-                "/v1/peers",
-                Some(body),
-                None,
-            )
-            .await
-        }
-    };
-    // A foreign CA: the handshake itself fails.
-    let foreign_ca = Authority::generate(SystemTime::now(), 1u64.into())
-        .unwrap()
-        .0;
-    let foreign = agent(&foreign_ca, VM1, 0x51);
-    assert!(post(&foreign, reg_body(1)).await.is_err());
-    // A tenant certificate names no agent.
-    let (st, _, body) = post(&tenant_cert(&w.ca), reg_body(1)).await.unwrap();
-    assert_eq!((st, code(&body)), (403, ErrorCode::NotAnAgent));
-    // A certificate for another server, another lease, a stale certificate of vm1.
-    let (st, _, body) = post(
-        &agent(
-            &w.ca,
-            "urn:lease-appliance:agent:l-00000000000000aa:vm9",
-            0x52,
-        ),
-        reg_body(1),
-    )
-    .await
-    .unwrap();
-    assert_eq!((st, code(&body)), (403, ErrorCode::WrongServer));
-    let (st, _, body) = post(
-        &agent(
-            &w.ca,
-            "urn:lease-appliance:agent:l-00000000000000bb:vm1",
-            0x53,
-        ),
-        reg_body(1),
-    )
-    .await
-    .unwrap();
-    assert_eq!((st, code(&body)), (403, ErrorCode::NotApproved));
-    let (st, _, body) = post(&agent(&w.ca, VM1, 0x54), reg_body(1)).await.unwrap();
-    assert_eq!(
-        (st, code(&body)),
-        (403, ErrorCode::Revoked),
-        "not the LM's current certificate"
-    );
-    // Hostile bodies.
-    for body in [
-        br#"{"wg_public_key":"AAAA"}"#.to_vec(),
-        br#"{"wg_public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","x":1}"#.to_vec(),
-        vec![b' '; po_api::MAX_BODY + 10],
-        b"".to_vec(),
-    ] {
-        let (st, _, b) = post(&good, body).await.unwrap();
-        assert_eq!((st, code(&b)), (400, ErrorCode::BadRequest));
-    }
-    // Revoked on the LM's CRL (refreshed once older than crl_refresh_secs = 1).
-    *w.lm.crl.lock().unwrap() = Some(crl(&w.ca, &[&good.serial]));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (st, _, body) = post(&good, reg_body(1)).await.unwrap();
-    assert_eq!((st, code(&body)), (403, ErrorCode::Revoked));
-    // The organizer released the lease: refused even while the LM still says active.
-    *w.lm.crl.lock().unwrap() = Some(crl(&w.ca, &[]));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (st, _, _) = post(&good, reg_body(1)).await.unwrap();
-    assert_eq!(st, 200);
-    RecordFile::new(&w.state)
-        .update(|r| r.mark_released(lease_id(), 1))
-        .unwrap();
-    let (st, _, body) = post(&good, reg_body(1)).await.unwrap();
-    assert_eq!((st, code(&body)), (403, ErrorCode::NotApproved));
-    assert_eq!(w.gw.sweep().await.unwrap(), 1, "the watcher removes it too");
-    // The LM unreachable: no decision (fail closed), the answer says try again.
-    RecordFile::new(&w.state)
-        .update(|r| r.leases.get_mut(&lease_id()).map(|l| l.released_ms = None))
-        .unwrap();
-    *w.lm.down.lock().unwrap() = Some("connection refused".into());
-    let (st, _, body) = post(&good, reg_body(1)).await.unwrap();
-    assert_eq!((st, code(&body)), (503, ErrorCode::Unavailable));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpSocket;
 
+pub mod world;
+
 /// An agent's certificate and key, issued by `ca` for a CSR as the LM does.
 pub struct Agent {
     pub chain: Vec<CertificateDer<'static>>,
