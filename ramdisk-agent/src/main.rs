@@ -23,6 +23,8 @@ mod lease;
 mod modules;
 mod net;
 mod pid1;
+#[allow(dead_code)] // used by the tunnel phase, next
+mod pinned;
 mod sys;
 
 use std::panic::AssertUnwindSafe;
