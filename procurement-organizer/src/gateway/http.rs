@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use axum::{Extension, Json, Router};
@@ -109,14 +109,24 @@ async fn key(
         }
     };
     match gw.key(&conn.cert, &req, conn.peer.ip()).await {
-        Ok(a) => {
-            let mut r = Json(a).into_response();
-            r.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
+        Ok(a) => key_response(&a),
         Err(d) => denial(d),
     }
+}
+
+/// The key answer as a response whose body buffer is zeroized when hyper drops it (the
+/// answer itself zeroizes its key on drop).
+fn key_response(a: &po_api::KeyAnswer) -> Response {
+    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(160));
+    if let Err(e) = serde_json::to_writer(&mut *buf, a) {
+        return error(ErrorCode::Internal, e.to_string());
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(bytes::Bytes::from_owner(buf)))
+        .unwrap_or_else(|e| error(ErrorCode::Internal, e.to_string()))
 }
 
 /// The image store's state: the folder and the gateway (for the peer check).
