@@ -3,11 +3,12 @@
 //! ```text
 //! wg-node --tun NAME --address IP/LEN [--mtu 1420] [--listen 0.0.0.0:51820] --key-file PATH
 //!         [--peer PUBKEY [--endpoint IP:PORT] --allowed IP/LEN... [--keepalive SECS]]...
-//!         [--wait-handshake SECS]
+//!         [--wait-handshake SECS] [--peers-after-ms MS]
 //! ```
 //! Creates and configures the TUN device, starts the node, prints `ready port=P public_key=K`,
-//! with `--wait-handshake` also `handshake_ms=T` (from the start of the node to the first
-//! peer's completed handshake), then runs until SIGTERM or SIGINT and prints each peer's
+//! with `--wait-handshake` also `handshake_ms=T` (from adding the first peer to its completed
+//! handshake; `--peers-after-ms` adds the peers that long after the node started, so the
+//! handshake is timed on a warm process), then runs until SIGTERM or SIGINT and prints each peer's
 //! counters. The key file holds the private key in base64 (`wg genkey`).
 
 use std::error::Error;
@@ -34,6 +35,7 @@ struct Args {
     key_file: Option<String>,
     peers: Vec<PeerConfig>,
     wait: Option<Duration>,
+    peers_after: Option<Duration>,
 }
 
 fn parse() -> Res<Args> {
@@ -51,6 +53,7 @@ fn parse() -> Res<Args> {
             "--listen" => a.listen = Some(value()?.parse()?),
             "--key-file" => a.key_file = Some(value()?),
             "--wait-handshake" => a.wait = Some(Duration::from_secs_f64(value()?.parse()?)),
+            "--peers-after-ms" => a.peers_after = Some(Duration::from_millis(value()?.parse()?)),
             "--peer" => a.peers.push(PeerConfig {
                 public_key: value()?.parse()?,
                 endpoint: None,
@@ -111,15 +114,26 @@ fn main() -> Res<()> {
     tun.set_mtu(args.mtu)?;
     tun.up()?;
     let first = args.peers.first().map(|p| p.public_key);
-    let start = Instant::now();
+    let (now, later) = match args.peers_after {
+        Some(_) => (Vec::new(), args.peers),
+        None => (args.peers, Vec::new()),
+    };
+    let mut start = Instant::now();
     let node = Node::spawn(NodeConfig {
         private_key,
         listen: args
             .listen
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
         tun,
-        peers: args.peers,
+        peers: now,
     })?;
+    if let Some(after) = args.peers_after {
+        std::thread::sleep(after);
+        start = Instant::now();
+        for p in later {
+            node.add_peer(p)?;
+        }
+    }
     println!(
         "ready port={} public_key={}",
         node.local_port(),

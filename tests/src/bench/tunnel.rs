@@ -3,7 +3,9 @@
 //! boringtun-cli peers (`--threads 1`, configured with `wg set` over their UAPI sockets), in the
 //! same namespace pair of [`super::Pair`] (underlay 10.88.0.0/16 on a veth, tunnel 10.89.0.0/24,
 //! MTU 1420), alternating the two over a few rounds. The handshake is timed from a capture on
-//! the server's veth: first initiation to the initiator's first data message (its keepalive).
+//! the server's veth (kernel receive times): first initiation to the initiator's first data
+//! message (its keepalive), with both peers' processes running for a while already (wg-node
+//! adds its peer 500 ms after start; boringtun-cli starts on the first packet sent).
 //! IO; `scripts/bench.sh tunnel` installs iperf3, wireguard-tools and boringtun-cli.
 
 pub mod capture;
@@ -48,8 +50,8 @@ impl Impl {
 pub struct Run {
     pub imp: Impl,
     pub round: u32,
-    /// iperf3's receiver-side rate.
-    pub mbit_s: f64,
+    /// iperf3's receiver-side rate; `None` for a handshake-only trial.
+    pub mbit_s: Option<f64>,
     pub retransmits: u64,
     pub handshake_ms: Option<f64>,
 }
@@ -109,7 +111,11 @@ fn write_key(dir: &Path, name: &str, key: &PrivateKey) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Runs `rounds` rounds of both implementations, `secs` seconds of iperf3 each.
+/// Handshake-only trials per implementation, after the throughput rounds.
+pub const HANDSHAKE_TRIALS: u32 = 8;
+
+/// Runs `rounds` rounds of both implementations, `secs` seconds of iperf3 each, then
+/// [`HANDSHAKE_TRIALS`] handshakes of each.
 pub fn bench(tools: &Tools, secs: u32, rounds: u32) -> Result<Vec<Run>> {
     let pair = Pair::new()?;
     let dir = scratch("tunnel")?;
@@ -128,16 +134,23 @@ pub fn bench(tools: &Tools, secs: u32, rounds: u32) -> Result<Vec<Run>> {
             [Impl::BoringtunCli, Impl::Ours]
         };
         for imp in order {
-            let run = one(&pair, tools, &keys, &dir, imp, secs, round)
+            let run = one(&pair, tools, &keys, &dir, imp, Some(secs), round)
                 .with_context(|| format!("{} round {round}", imp.name()))?;
             eprintln!(
                 "  round {round}: {:<34} {:>7.1} Mbit/s, {} retransmits, handshake {}",
                 imp.name(),
-                run.mbit_s,
+                run.mbit_s.unwrap_or(0.0),
                 run.retransmits,
                 run.handshake_ms
                     .map_or("-".into(), |h| format!("{h:.2} ms"))
             );
+            runs.push(run);
+        }
+    }
+    for trial in 0..HANDSHAKE_TRIALS {
+        for imp in [Impl::Ours, Impl::BoringtunCli] {
+            let run = one(&pair, tools, &keys, &dir, imp, None, rounds + trial)
+                .with_context(|| format!("{} handshake trial {trial}", imp.name()))?;
             runs.push(run);
         }
     }
@@ -167,7 +180,7 @@ fn one(
     keys: &Keys,
     dir: &Path,
     imp: Impl,
-    secs: u32,
+    secs: Option<u32>,
     round: u32,
 ) -> Result<Run> {
     let cap = Capture::start(&pair.server, "bs0", WG_PORT, b"")?;
@@ -175,7 +188,13 @@ fn one(
         Impl::Ours => start_ours(pair, tools, keys, dir, round)?,
         Impl::BoringtunCli => start_boringtun(pair, tools, keys, dir, round)?,
     };
-    let (mbit_s, retransmits) = iperf(pair, dir, secs, imp, round)?;
+    let (mbit_s, retransmits) = match secs {
+        Some(secs) => {
+            let (rate, re) = iperf(pair, dir, secs, imp, round)?;
+            (Some(rate), re)
+        }
+        None => (None, 0),
+    };
     drop(peers);
     let report = cap.finish()?;
     Ok(Run {
@@ -227,7 +246,7 @@ fn start_ours(pair: &Pair, tools: &Tools, keys: &Keys, dir: &Path, round: u32) -
         SERVER_TUN,
     );
     c.args(["--endpoint", &format!("{SERVER_ADDR}:{WG_PORT}")])
-        .args(["--wait-handshake", "5"]);
+        .args(["--wait-handshake", "5", "--peers-after-ms", "500"]);
     let log = dir.join(format!("ours-client-{round}.log"));
     let p = Process::spawn("wg-node-client", &c, Some(pair.client.name()), Some(&log))?;
     p.wait_for("handshake_ms", Duration::from_secs(10))
@@ -348,7 +367,7 @@ fn start_boringtun(
 /// iperf3 from the client's tunnel address to the server's: (receiver Mbit/s, retransmits).
 fn iperf(pair: &Pair, dir: &Path, secs: u32, imp: Impl, round: u32) -> Result<(f64, u64)> {
     let mut s = Command::new("iperf3");
-    s.args(["-s", "-1", "-B", SERVER_TUN]);
+    s.args(["-s", "-1", "--forceflush", "-B", SERVER_TUN]);
     let tag = if imp == Impl::Ours {
         "ours"
     } else {
@@ -389,27 +408,38 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn report(runs: &[Run], secs: u32) -> String {
     let mut o = String::new();
     let per = |imp: Impl| runs.iter().filter(move |r| r.imp == imp);
-    let rate = |imp| median(per(imp).map(|r| r.mbit_s).collect());
+    let rated = |imp: Impl| per(imp).filter(|r| r.mbit_s.is_some());
+    let rate = |imp| median(rated(imp).filter_map(|r| r.mbit_s).collect());
     let (ours, reference) = (rate(Impl::Ours), rate(Impl::BoringtunCli));
     let _ = writeln!(
         o,
-        "| tunnel (iperf3 TCP, 1 stream, {secs} s, MTU 1420) | Mbit/s median | runs | retransmits median | handshake median |"
+        "| tunnel (iperf3 TCP, 1 stream, {secs} s, MTU 1420) | Mbit/s median | runs | retransmits median | handshake median (min-max, n) |"
     );
     let _ = writeln!(o, "|---|---|---|---|---|");
     for imp in [Impl::Ours, Impl::BoringtunCli] {
-        let list: Vec<String> = per(imp).map(|r| format!("{:.0}", r.mbit_s)).collect();
+        let list: Vec<String> = rated(imp)
+            .filter_map(|r| r.mbit_s)
+            .map(|m| format!("{m:.0}"))
+            .collect();
         let hs: Vec<f64> = per(imp).filter_map(|r| r.handshake_ms).collect();
+        let (lo, hi) = hs
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(lo, hi), h| (lo.min(*h), hi.max(*h)));
         let _ = writeln!(
             o,
             "| {} | **{:.0}** | {} | {:.0} | {} |",
             imp.name(),
             rate(imp),
             list.join(", "),
-            median(per(imp).map(|r| r.retransmits as f64).collect()),
+            median(rated(imp).map(|r| r.retransmits as f64).collect()),
             if hs.is_empty() {
                 "-".to_string()
             } else {
-                format!("{:.2} ms", median(hs))
+                format!(
+                    "{:.2} ms ({lo:.2}-{hi:.2}, {})",
+                    median(hs.clone()),
+                    hs.len()
+                )
             }
         );
     }

@@ -16,9 +16,6 @@ use anyhow::{Context, Result};
 use crate::netns::Netns;
 use crate::sys::{self, Ready, StopSignal};
 
-/// `SIOCGSTAMPNS` of `<asm-generic/sockios.h>`: the kernel's receive time of the last frame.
-const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
-
 /// One WireGuard message seen on the wire.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WgEvent {
@@ -71,17 +68,24 @@ fn open(ns: &Netns, iface: &str) -> Result<OwnedFd> {
     ns.run(|| -> Result<OwnedFd> {
         let index = sys::ifindex(iface).with_context(|| format!("no interface {iface}"))?;
         let fd = sys::packet_listen_socket(index, false).context("AF_PACKET socket")?;
-        let size: libc::c_int = 32 << 20;
-        // SAFETY: setsockopt with a pointer to a live c_int and its size.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&raw const size).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        // a big queue (no drops while the thread is descheduled) and the kernel's receive
+        // time of every frame (SCM_TIMESTAMPNS), from the first frame on
+        for (opt, value) in [(libc::SO_RCVBUFFORCE, 32 << 20), (libc::SO_TIMESTAMPNS, 1)] {
+            let value: libc::c_int = value;
+            // SAFETY: setsockopt with a pointer to a live c_int and its size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&raw const value).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error()).context("setsockopt on the capture");
+            }
+        }
         Ok(fd)
     })?
     .with_context(|| format!("capture on {iface} in netns {}", ns.name()))
@@ -129,17 +133,38 @@ impl Drop for Capture {
     }
 }
 
-fn stamp(fd: RawFd) -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
+/// Receives one frame without blocking: its length and the kernel's receive time (seconds
+/// since the epoch; 0 if the kernel gave none).
+fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, f64)> {
+    #[repr(C, align(8))]
+    struct Cmsg([u8; 64]);
+    let mut cmsg = Cmsg([0; 64]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
     };
-    // SAFETY: SIOCGSTAMPNS writes one timespec, which lives across the call.
-    let rc = unsafe { libc::ioctl(fd, SIOCGSTAMPNS as _, &raw mut ts) };
-    if rc < 0 {
-        return 0.0;
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &raw mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.0.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.0.len() as _;
+    // SAFETY: msg points at live buffers of the sizes it states.
+    let n = unsafe { libc::recvmsg(fd, &raw mut msg, libc::MSG_DONTWAIT) };
+    let n = usize::try_from(n).map_err(|_| std::io::Error::last_os_error())?;
+    let mut at = 0.0;
+    // SAFETY: walking the control messages the kernel wrote, with the libc macros.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&raw const msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                at = ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
+            }
+            c = libc::CMSG_NXTHDR(&raw const msg, c);
+        }
     }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    Ok((n, at))
 }
 
 fn run(fd: &OwnedFd, stop: &StopSignal, wg_port: u16, marker: &[u8]) -> Result<CaptureReport> {
@@ -148,8 +173,8 @@ fn run(fd: &OwnedFd, stop: &StopSignal, wg_port: u16, marker: &[u8]) -> Result<C
     loop {
         // drain first, so a raised stop still sees what is queued
         loop {
-            let n = match sys::recv(fd.as_raw_fd(), &mut buf) {
-                Ok(n) => n,
+            let (n, at) = match recv_stamped(fd.as_raw_fd(), &mut buf) {
+                Ok(r) => r,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e).context("reading the capture socket"),
@@ -164,11 +189,7 @@ fn run(fd: &OwnedFd, stop: &StopSignal, wg_port: u16, marker: &[u8]) -> Result<C
                 r.wg_frames[usize::from(kind)] += 1;
                 r.wg_bytes += payload.len() as u64;
                 if r.events.len() < 64 {
-                    r.events.push(WgEvent {
-                        at: stamp(fd.as_raw_fd()),
-                        kind,
-                        src,
-                    });
+                    r.events.push(WgEvent { at, kind, src });
                 }
             }
         }
