@@ -30,6 +30,8 @@ struct CmsgBuf([u8; 64]);
 #[derive(Debug)]
 pub(crate) struct Udp {
     sock: UdpSocket,
+    /// An IPv6 (dual-stack) socket: IPv4 destinations are sent as v4-mapped addresses.
+    v6: bool,
     gso: bool,
     gro: bool,
 }
@@ -84,20 +86,32 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
             // SAFETY: the kernel wrote a sockaddr_in6 (family says so) into the storage.
             let sin6 =
                 unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
+            Some(canonical(SocketAddr::V6(SocketAddrV6::new(
                 sin6.sin6_addr.s6_addr.into(),
                 u16::from_be(sin6.sin6_port),
                 sin6.sin6_flowinfo,
                 sin6.sin6_scope_id,
-            )))
+            ))))
         }
         _ => None,
+    }
+}
+
+/// A v4-mapped IPv6 address (what a dual-stack socket reports for IPv4 senders) as IPv4.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, a.port())),
+            None => addr,
+        },
+        v4 => v4,
     }
 }
 
 impl Udp {
     /// Takes a non-blocking socket and turns on UDP_GRO where the kernel has it.
     pub fn new(sock: UdpSocket) -> Self {
+        let v6 = sock.local_addr().is_ok_and(|a| a.is_ipv6());
         let one: libc::c_int = 1;
         // SAFETY: setsockopt with a pointer to a live c_int and its size.
         let gro = unsafe {
@@ -111,6 +125,7 @@ impl Udp {
         } == 0;
         Self {
             sock,
+            v6,
             gso: true,
             gro,
         }
@@ -125,7 +140,7 @@ impl Udp {
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, usize)> {
         if !self.gro {
             let (n, from) = self.sock.recv_from(buf)?;
-            return Ok((n, from, n));
+            return Ok((n, canonical(from), n));
         }
         // SAFETY: all-zero is a valid value of these plain-data types.
         let mut name: libc::sockaddr_storage = unsafe { zeroed() };
@@ -166,7 +181,18 @@ impl Udp {
         Ok((n, from, seg))
     }
 
+    /// `to` as this socket can send to it.
+    fn target(&self, to: SocketAddr) -> SocketAddr {
+        match to {
+            SocketAddr::V4(a) if self.v6 => {
+                SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
+            }
+            other => other,
+        }
+    }
+
     fn send_one(&self, datagram: &[u8], to: SocketAddr) -> io::Result<()> {
+        let to = self.target(to);
         match self.sock.send_to(datagram, to) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -221,7 +247,7 @@ impl Udp {
     }
 
     fn sendmsg_gso(&self, data: &[u8], seg: usize, to: SocketAddr) -> io::Result<()> {
-        let (mut name, namelen) = to_sockaddr(to);
+        let (mut name, namelen) = to_sockaddr(self.target(to));
         let mut iov = libc::iovec {
             iov_base: data.as_ptr().cast_mut().cast(),
             iov_len: data.len(),
@@ -307,5 +333,92 @@ impl Batch {
         self.buf.clear();
         self.count = 0;
         self.closed = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_survive_the_sockaddr_round_trip() {
+        for a in ["10.1.2.3:51820", "[fd00::1]:7", "[fe80::1%3]:9"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let (ss, _) = to_sockaddr(a);
+            assert_eq!(from_sockaddr(&ss), Some(a));
+        }
+    }
+
+    #[test]
+    fn v4_mapped_senders_are_shown_as_ipv4() {
+        let mapped: SocketAddr = "[::ffff:10.61.0.1]:4000".parse().unwrap();
+        assert_eq!(canonical(mapped), "10.61.0.1:4000".parse().unwrap());
+        let plain: SocketAddr = "[fd00::1]:4000".parse().unwrap();
+        assert_eq!(canonical(plain), plain);
+    }
+
+    #[test]
+    fn a_dual_stack_socket_talks_to_ipv4_peers() {
+        let Ok(v6) = UdpSocket::bind("[::]:0") else {
+            return; // no IPv6 on this host
+        };
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        v4.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut udp = Udp::new(v6);
+        let mut batch = Batch::new();
+        let to = v4.local_addr().unwrap();
+        for _ in 0..3 {
+            batch.push(&mut udp, &[7u8; 100], to);
+        }
+        batch.flush(&mut udp);
+        assert_eq!(batch.failed, 0);
+        let mut buf = [0u8; 2048];
+        let (n, from) = v4.recv_from(&mut buf).unwrap();
+        assert_eq!(n, 100, "GSO segments arrive as separate datagrams");
+        v4.send_to(b"back", from).unwrap();
+        udp.sock.set_nonblocking(false).unwrap();
+        udp.sock
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let (n, sender, seg) = udp.recv(&mut buf).unwrap();
+        assert_eq!((n, seg), (4, 4));
+        assert_eq!(sender, to, "the IPv4 sender is reported as IPv4");
+    }
+
+    #[test]
+    fn a_batch_leaves_as_segments_and_arrives_whole_or_coalesced() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let to = rx.local_addr().unwrap();
+        let rx = Udp::new(rx);
+        let mut tx = Udp::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let mut batch = Batch::new();
+        // five full datagrams and a short last one coalesce; a different size starts anew
+        for i in 0..5u8 {
+            batch.push(&mut tx, &[i; 1000], to);
+        }
+        batch.push(&mut tx, &[5; 300], to);
+        batch.push(&mut tx, &[6; 1000], to);
+        batch.flush(&mut tx);
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        while got.len() < 7 {
+            let (n, _, seg) = rx.recv(&mut buf).unwrap();
+            got.extend(buf[..n].chunks(seg).map(|d| (d.len(), d[0])));
+        }
+        assert_eq!(
+            got,
+            [
+                (1000, 0),
+                (1000, 1),
+                (1000, 2),
+                (1000, 3),
+                (1000, 4),
+                (300, 5),
+                (1000, 6)
+            ]
+        );
     }
 }
