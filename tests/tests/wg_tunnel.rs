@@ -2,7 +2,8 @@
 //! veth (the "data-centre segment", 10.61.0.0/24), a `Node` with a TUN device in each (tunnel
 //! 10.62.0.0/24). TCP crosses the tunnel both ways; a bulk transfer with a planted marker
 //! crosses the segment only as WireGuard ciphertext; a spoofed inner source is dropped; a
-//! removed peer is cut off until it is added again; wrong keys never complete a handshake.
+//! removed peer is cut off until it is added again; wrong keys never complete a handshake; a
+//! gateway node with two agents keeps them apart (no agent can speak with the other's address).
 //! Skipped (with a message) when not root or without /dev/net/tun.
 
 use std::io::{Read, Write};
@@ -451,4 +452,103 @@ fn wrong_keys_never_complete_a_handshake() {
     assert!(view[0].last_handshake.is_none());
     assert_eq!(view[0].rx_bytes, 0, "nothing was ever accepted for A");
     assert!(impostor.peers().unwrap()[0].last_handshake.is_none());
+}
+
+#[test]
+fn a_gateway_node_serves_several_peers_and_keeps_them_apart() {
+    root_or_skip!();
+    let gw = Netns::create("wtg").unwrap();
+    let agents = [Netns::create("wt1").unwrap(), Netns::create("wt2").unwrap()];
+    let gw_tun = Ipv4Addr::new(10, 62, 0, 1);
+    let agent_tun = [Ipv4Addr::new(10, 62, 0, 11), Ipv4Addr::new(10, 62, 0, 12)];
+    let gw_key = PrivateKey::generate_os();
+    let keys = [PrivateKey::generate_os(), PrivateKey::generate_os()];
+    for (i, ns) in agents.iter().enumerate() {
+        let gw_if = format!("dc{}", i + 1);
+        netns::veth(&gw, &gw_if, ns, "dc0").unwrap();
+        gw.add_addr(&gw_if, Ipv4Addr::new(10, 61, i as u8 + 1, 1).into(), 24)
+            .unwrap();
+        ns.add_addr("dc0", Ipv4Addr::new(10, 61, i as u8 + 1, 2).into(), 24)
+            .unwrap();
+    }
+    let gw_node = node(
+        &gw,
+        "wg0",
+        gw_tun,
+        &gw_key,
+        B_PORT,
+        vec![
+            peer(keys[0].public_key(), None, agent_tun[0]),
+            peer(keys[1].public_key(), None, agent_tun[1]),
+        ],
+    );
+    let agent_nodes: Vec<NodeHandle> = (0..2)
+        .map(|i| {
+            let endpoint = SocketAddr::from((Ipv4Addr::new(10, 61, i as u8 + 1, 1), B_PORT));
+            let mut to_gw = peer(gw_key.public_key(), Some(endpoint), gw_tun);
+            to_gw.allowed_ips = vec![(Ipv4Addr::new(10, 62, 0, 0), 24)];
+            to_gw.persistent_keepalive = Some(25);
+            node(&agents[i], "wg0", agent_tun[i], &keys[i], 0, vec![to_gw])
+        })
+        .collect();
+    for (i, n) in agent_nodes.iter().enumerate() {
+        n.wait_handshake(&gw_key.public_key(), HANDSHAKE).unwrap();
+        gw_node
+            .wait_handshake(&keys[i].public_key(), HANDSHAKE)
+            .unwrap();
+    }
+    // each agent reaches the gateway, and the gateway each agent, by its own key
+    for i in 0..2 {
+        let msg = format!("to agent {i}");
+        assert_eq!(
+            udp_once(&gw, &agents[i], agent_tun[i], 7200, msg.as_bytes()).as_deref(),
+            Some(msg.as_bytes())
+        );
+        let msg = format!("from agent {i}");
+        assert_eq!(
+            udp_once(&agents[i], &gw, gw_tun, 7201, msg.as_bytes()).as_deref(),
+            Some(msg.as_bytes())
+        );
+    }
+    // agent 0 cannot pass itself off as agent 1 inside the tunnel
+    let dropped_before = gw_node
+        .peers()
+        .unwrap()
+        .iter()
+        .find(|p| p.public_key == keys[0].public_key())
+        .unwrap()
+        .dropped;
+    let rx = gw
+        .run(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 7202)))
+        .unwrap()
+        .unwrap();
+    rx.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    send_raw(
+        &agents[0],
+        &[udp_packet(agent_tun[1], gw_tun, 7202, b"i am agent 1")],
+    );
+    let mut buf = [0u8; 64];
+    assert!(
+        rx.recv_from(&mut buf).is_err(),
+        "the impersonation was dropped"
+    );
+    let view = gw_node.peers().unwrap();
+    assert_eq!(view.len(), 2);
+    let p0 = view
+        .iter()
+        .find(|p| p.public_key == keys[0].public_key())
+        .unwrap();
+    assert_eq!(p0.dropped, dropped_before + 1);
+    assert_eq!(
+        p0.endpoint.map(|e| e.ip()),
+        Some(Ipv4Addr::new(10, 61, 1, 2).into())
+    );
+    // removing agent 0 leaves agent 1 working
+    gw_node.remove_peer(&keys[0].public_key()).unwrap();
+    assert_eq!(udp_once(&agents[0], &gw, gw_tun, 7203, b"gone"), None);
+    assert_eq!(
+        udp_once(&agents[1], &gw, gw_tun, 7204, b"still here").as_deref(),
+        Some(&b"still here"[..])
+    );
 }

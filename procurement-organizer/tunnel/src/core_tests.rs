@@ -356,3 +356,45 @@ fn duplicate_keys_and_taken_networks_are_refused() {
     a.core.on_tun_packet(&mut a.io, &ipv4(A_IP, B_IP, b"to b"));
     assert_eq!(a.io.sent.last().map(|s| s.1), Some(b.addr));
 }
+
+#[test]
+fn a_handshake_flood_is_answered_with_cookies_and_the_node_recovers() {
+    use boringtun::noise::{Tunn, TunnResult};
+    let (mut a, mut b) = pair();
+    let now = SystemTime::now();
+    let from: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+    let mut buf = vec![0u8; 2048];
+    // 300 initiations with valid MACs from strangers within one second
+    for i in 0..300u64 {
+        let key = PrivateKey::generate(&mut rand::rngs::StdRng::seed_from_u64(1000 + i));
+        let mut t = Tunn::new(key.to_x25519(), b.key.to_x25519(), None, None, 1, None).unwrap();
+        if let TunnResult::WriteToNetwork(init) = t.format_handshake_initiation(&mut buf, false) {
+            b.core.on_datagram(&mut b.io, from, init, now);
+        }
+    }
+    let s = b.core.stats();
+    assert!(s.cookies_sent > 0, "{s:?}");
+    assert!(
+        s.unknown_peer < 300,
+        "not every initiation was decrypted: {s:?}"
+    );
+    assert!(
+        b.io.sent.iter().all(|(d, to)| d.len() == 64 && *to == from),
+        "only cookie replies went out"
+    );
+    b.io.sent.clear();
+    // under load even the known peer's initiation gets a cookie (it would retry with MAC2)
+    let cookies = s.cookies_sent;
+    pump(&mut a, &mut b);
+    assert_eq!(b.core.stats().cookies_sent, cookies + 1);
+    assert!(a.core.peer_stats()[0].last_handshake.is_none());
+    // a second later the count is reset and a fresh initiation gets through
+    std::thread::sleep(Duration::from_millis(1100));
+    b.core.tick(&mut b.io);
+    a.core.remove_peer(&b.key).unwrap();
+    a.core
+        .add_peer(&mut a.io, peer(b.key, Some(B_ADDR), B_IP))
+        .unwrap();
+    pump(&mut a, &mut b);
+    assert!(a.core.peer_stats()[0].last_handshake.is_some());
+}
