@@ -96,8 +96,9 @@ impl Node {
             .spawn({
                 let handshakes = Arc::clone(&handshakes);
                 move || {
+                    // waiters are released however the thread ends, a panic included
+                    let _release = StopGuard(handshakes);
                     let r = event_loop.run();
-                    handshakes.stopped();
                     if let Err(e) = &r {
                         tracing::error!("WireGuard node stopped: {e}");
                     }
@@ -118,6 +119,15 @@ impl Node {
             tun_name,
             handshakes,
         })
+    }
+}
+
+/// Tells the handshake board that the node's thread has ended.
+struct StopGuard(Arc<Handshakes>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        self.0.stopped();
     }
 }
 
