@@ -3,13 +3,18 @@
 //! an IPv4 header; its bytes, cut in 5-byte records (address, prefix length), also fill a
 //! cryptokey routing table that the packet's addresses are looked up in. Nothing may panic;
 //! a classified message has its type's exact length; a parsed header lies inside the input;
-//! a lookup only returns a network that contains the address, and the longest one.
+//! a lookup only returns a network that contains the address, and the longest one. The input
+//! is also a TUN read with its virtio header (cut into segments, which must be IPv4/TCP
+//! packets no longer than the segment buffer) and, in length-prefixed pieces, a stream of
+//! decrypted packets through the TCP coalescer, whose output must carry a virtio header and be
+//! no longer than a header plus 64 KiB.
 
 #![no_main]
 
 use std::net::Ipv4Addr;
 
 use libfuzzer_sys::fuzz_target;
+use wg_tunnel::offload::{self, Coalescer, VNET_HDR_LEN};
 use wg_tunnel::packet::{self, Message};
 use wg_tunnel::{AllowedIps, Ipv4Net};
 
@@ -65,4 +70,23 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+
+    let mut read = data.to_vec();
+    let mut scratch = vec![0u8; 1500];
+    let _ = offload::split(&mut read, &mut scratch, |seg| {
+        assert!(seg.len() <= 1500);
+    });
+
+    let mut c = Coalescer::default();
+    let check = |w: &[u8]| {
+        assert!(w.len() >= VNET_HDR_LEN && w.len() <= VNET_HDR_LEN + 65_535);
+    };
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let n = usize::from(len).min(tail.len());
+        let (pkt, next) = tail.split_at(n);
+        c.push(pkt, check);
+        rest = next;
+    }
+    c.flush(check);
 });

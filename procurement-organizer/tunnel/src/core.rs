@@ -49,6 +49,8 @@ pub struct NodeStats {
     pub no_route: u64,
     /// UDP sends that failed (each may have held several datagrams).
     pub send_failed: u64,
+    /// Writes to the TUN device that failed (each may have held several packets).
+    pub tun_write_failed: u64,
 }
 
 pub(crate) struct Core {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::core::{Core, Io, MAX_PACKET, NodeStats};
 use crate::error::NodeError;
 use crate::keys::PublicKey;
+use crate::offload::{self, Coalescer};
 use crate::peer::{PeerConfig, PeerStats};
 use crate::tun::Tun;
 use crate::udp::{Batch, Udp};
@@ -63,11 +64,31 @@ impl Waker {
     }
 }
 
-/// The real effects: datagrams go to the send batch, packets to the TUN device.
+/// The real effects: datagrams go to the send batch, packets to the TUN device (through the
+/// coalescer when the device takes super-packets).
 pub(crate) struct RealIo<'a> {
     pub udp: &'a mut Udp,
     pub batch: &'a mut Batch,
     pub tun: &'a Tun,
+    pub gro: &'a mut Gro,
+}
+
+/// The TUN device's write side: the coalescer and its failed writes.
+#[derive(Debug, Default)]
+pub(crate) struct Gro {
+    coalescer: Coalescer,
+    pub failed: u64,
+}
+
+impl Gro {
+    pub fn flush(&mut self, tun: &Tun) {
+        let failed = &mut self.failed;
+        self.coalescer.flush(|bytes| {
+            if tun.write(bytes).is_err() {
+                *failed += 1;
+            }
+        });
+    }
 }
 
 impl Io for RealIo<'_> {
@@ -77,7 +98,16 @@ impl Io for RealIo<'_> {
     }
 
     fn write_tun(&mut self, packet: &[u8]) -> io::Result<()> {
-        self.tun.write(packet).map(drop)
+        if !self.tun.vnet() {
+            return self.tun.write(packet).map(drop);
+        }
+        let (tun, failed) = (self.tun, &mut self.gro.failed);
+        self.gro.coalescer.push(packet, |bytes| {
+            if tun.write(bytes).is_err() {
+                *failed += 1;
+            }
+        });
+        Ok(())
     }
 }
 
@@ -86,6 +116,11 @@ pub(crate) struct EventLoop {
     pub udp: Udp,
     pub batch: Batch,
     pub tun: Tun,
+    pub gro: Gro,
+    /// One segment of a TCP super-packet from the TUN device.
+    pub segment: Box<[u8]>,
+    /// TUN reads that could not be prepared (bad virtio header or super-packet).
+    pub tun_invalid: u64,
     pub waker: std::sync::Arc<Waker>,
     pub commands: mpsc::Receiver<Command>,
 }
@@ -97,7 +132,8 @@ enum Flow {
 
 impl EventLoop {
     pub fn run(mut self) -> Result<(), NodeError> {
-        let mut buf = vec![0u8; MAX_PACKET].into_boxed_slice();
+        // a TUN read may be a 64 KiB super-packet after its virtio header
+        let mut buf = vec![0u8; MAX_PACKET + 64].into_boxed_slice();
         let mut next_tick = Instant::now() + TICK;
         let mut fds = [
             pollfd(self.udp.socket().as_raw_fd()),
@@ -135,6 +171,7 @@ impl EventLoop {
                         udp: &mut self.udp,
                         batch: &mut self.batch,
                         tun: &self.tun,
+                        gro: &mut self.gro,
                     };
                     self.core.tick(&mut io);
                     next_tick = Instant::now() + TICK;
@@ -145,6 +182,7 @@ impl EventLoop {
                 }
                 if udp_ready {
                     udp_ready = self.drain_udp(&mut buf);
+                    self.gro.flush(&self.tun);
                 }
                 if tun_ready {
                     tun_ready = self.drain_tun(&mut buf)?;
@@ -166,6 +204,7 @@ impl EventLoop {
                 udp: &mut self.udp,
                 batch: &mut self.batch,
                 tun: &self.tun,
+                gro: &mut self.gro,
             };
             match cmd {
                 Command::AddPeer(cfg, reply) => {
@@ -180,6 +219,8 @@ impl EventLoop {
                 Command::Stats(reply) => {
                     let mut stats = self.core.stats();
                     stats.send_failed = self.batch.failed;
+                    stats.tun_write_failed = self.gro.failed;
+                    stats.no_route += self.tun_invalid;
                     let _ = reply.send(stats);
                 }
                 Command::Shutdown => return Flow::Stop,
@@ -205,6 +246,7 @@ impl EventLoop {
                 udp: &mut self.udp,
                 batch: &mut self.batch,
                 tun: &self.tun,
+                gro: &mut self.gro,
             };
             if let Some(data) = buf.get(..n) {
                 for datagram in data.chunks(seg.max(1)) {
@@ -215,7 +257,8 @@ impl EventLoop {
         true
     }
 
-    /// Up to [`BATCH`] packets from the TUN device; true if more may be waiting.
+    /// Up to [`BATCH`] reads from the TUN device (each one packet or a TCP super-packet);
+    /// true if more may be waiting.
     fn drain_tun(&mut self, buf: &mut [u8]) -> Result<bool, NodeError> {
         for _ in 0..BATCH {
             let n = match self.tun.read(buf) {
@@ -228,9 +271,21 @@ impl EventLoop {
                 udp: &mut self.udp,
                 batch: &mut self.batch,
                 tun: &self.tun,
+                gro: &mut self.gro,
             };
-            if let Some(packet) = buf.get(..n) {
-                self.core.on_tun_packet(&mut io, packet);
+            let Some(read) = buf.get_mut(..n) else {
+                continue;
+            };
+            if self.tun.vnet() {
+                let core = &mut self.core;
+                if let Err(e) = offload::split(read, &mut self.segment, |packet| {
+                    core.on_tun_packet(&mut io, packet);
+                }) {
+                    self.tun_invalid += 1;
+                    tracing::trace!("TUN read of {n} bytes: {e}");
+                }
+            } else {
+                self.core.on_tun_packet(&mut io, read);
             }
         }
         Ok(true)

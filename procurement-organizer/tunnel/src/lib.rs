@@ -9,6 +9,8 @@
 //!   socket, the TUN fd and an eventfd; one `boringtun::noise::Tunn` per peer; cryptokey
 //!   routing by longest prefix ([`AllowedIps`]); steered through a [`NodeHandle`].
 //! - [`packet`]: the datagram and IPv4 header parsing done before boringtun (pure, fuzzed).
+//! - [`offload`]: TCP segmentation and coalescing for the TUN device's virtio header (pure,
+//!   fuzzed).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -42,6 +44,7 @@ mod handshakes;
 pub mod ifconfig;
 mod keys;
 mod node;
+pub mod offload;
 pub mod packet;
 mod peer;
 mod tun;
@@ -57,3 +60,5 @@ pub use tun::{Tun, TunError};
 
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod offload_tests;

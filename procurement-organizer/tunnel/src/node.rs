@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::core::{Core, NodeStats};
 use crate::error::NodeError;
-use crate::event_loop::{Command, EventLoop, RealIo, Waker};
+use crate::event_loop::{Command, EventLoop, Gro, RealIo, Waker};
 use crate::handshakes::Handshakes;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::peer::{PeerConfig, PeerStats};
@@ -69,11 +69,13 @@ impl Node {
         let mut core = Core::new(&private_key, Core::os_rng());
         let mut udp = Udp::new(udp);
         let mut batch = Batch::new();
+        let mut gro = Gro::default();
         for peer in peers {
             let mut io = RealIo {
                 udp: &mut udp,
                 batch: &mut batch,
                 tun: &tun,
+                gro: &mut gro,
             };
             core.add_peer(&mut io, peer)?;
         }
@@ -88,6 +90,9 @@ impl Node {
             udp,
             batch,
             tun,
+            gro,
+            segment: vec![0u8; crate::core::MAX_PACKET].into_boxed_slice(),
+            tun_invalid: 0,
             waker: Arc::clone(&waker),
             commands: rx,
         };

@@ -1,5 +1,7 @@
-//! A layer-3 TUN device (`IFF_TUN | IFF_NO_PI`: each read or write is one bare IP packet),
-//! non-blocking, with its address, MTU, state and routes set by ioctl.
+//! A layer-3 TUN device (`IFF_TUN | IFF_NO_PI`), non-blocking, with its address, MTU, state and
+//! routes set by ioctl. Opened with `IFF_VNET_HDR` and `TUN_F_CSUM | TUN_F_TSO4` where the
+//! kernel allows (each read or write then starts with a `virtio_net_hdr`, and TCP comes in
+//! super-packets: see [`crate::offload`]); otherwise each read or write is one bare IP packet.
 //!
 //! Does IO: opens /dev/net/tun. The device and its configuration live in the network namespace
 //! of the thread that called [`Tun::create`] (the control socket is opened there too), so the
@@ -39,12 +41,31 @@ pub struct Tun {
     fd: OwnedFd,
     name: String,
     ctl: Ifconfig,
+    /// Reads and writes carry a `virtio_net_hdr`.
+    vnet: bool,
 }
 
 impl Tun {
     /// Creates (or attaches to a persistent) TUN device called `name` in the calling thread's
     /// network namespace. The fd is non-blocking and close-on-exec.
     pub fn create(name: &str) -> Result<Self, TunError> {
+        match Self::open(name, true) {
+            Ok(t) => Ok(t),
+            Err(TunError::Create { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::debug!(tun = name, "no IFF_VNET_HDR: one packet per read and write");
+                Self::open(name, false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Like [`Tun::create`] but without `IFF_VNET_HDR`: one bare packet per read and write,
+    /// the kernel segments and checksums everything itself (slower for bulk TCP).
+    pub fn create_plain(name: &str) -> Result<Self, TunError> {
+        Self::open(name, false)
+    }
+
+    fn open(name: &str, vnet: bool) -> Result<Self, TunError> {
         let mut req = ifconfig::ifreq(name).map_err(|source| TunError::Configure {
             name: name.to_owned(),
             source,
@@ -61,7 +82,11 @@ impl Tun {
         }
         // SAFETY: `fd` is a fresh descriptor owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+        let mut flags = libc::IFF_TUN | libc::IFF_NO_PI;
+        if vnet {
+            flags |= libc::IFF_VNET_HDR;
+        }
+        req.ifr_ifru.ifru_flags = flags as libc::c_short;
         // SAFETY: TUNSETIFF reads and writes the ifreq, which lives across the call.
         let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &raw mut req) };
         if rc < 0 {
@@ -69,6 +94,15 @@ impl Tun {
                 name: name.to_owned(),
                 source: io::Error::last_os_error(),
             });
+        }
+        if vnet {
+            let offloads = libc::TUN_F_CSUM | libc::TUN_F_TSO4;
+            // SAFETY: TUNSETOFFLOAD takes the flags by value.
+            let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD, offloads) };
+            if rc < 0 {
+                // still correct: the kernel then sends only finished, MTU-sized packets
+                tracing::debug!(tun = name, "TUNSETOFFLOAD: {}", io::Error::last_os_error());
+            }
         }
         let actual: Vec<u8> = req
             .ifr_name
@@ -82,7 +116,12 @@ impl Tun {
             source,
         })?;
         tracing::debug!(tun = %name, "TUN device created");
-        Ok(Self { fd, name, ctl })
+        Ok(Self {
+            fd,
+            name,
+            ctl,
+            vnet,
+        })
     }
 
     /// The interface name the kernel gave the device.
@@ -120,6 +159,11 @@ impl Tun {
     pub fn add_route(&self, dest: Ipv4Addr, prefix_len: u8) -> Result<(), TunError> {
         let net = Ipv4Net::new(dest, prefix_len)?;
         self.configure(self.ctl.add_route(&self.name, net, None))
+    }
+
+    /// Whether reads and writes carry a `virtio_net_hdr`.
+    pub(crate) fn vnet(&self) -> bool {
+        self.vnet
     }
 
     pub(crate) fn raw_fd(&self) -> RawFd {
