@@ -45,7 +45,8 @@ pub struct NodeStats {
     pub unknown_peer: u64,
     /// Cookie replies sent because of handshake load.
     pub cookies_sent: u64,
-    /// Packets from the TUN device that are not IPv4 or whose destination no peer owns.
+    /// Packets from the TUN device that are not IPv4 or whose destination no peer owns, and
+    /// TUN reads whose virtio header or TCP super-packet could not be taken apart.
     pub no_route: u64,
     /// UDP sends that failed (each may have held several datagrams).
     pub send_failed: u64,
