@@ -209,6 +209,7 @@ impl Agent<'_> {
                 self.enrolled = Some(answer);
                 Ok(detail)
             }
+            AgentPhase::Tunnel | AgentPhase::Transfer => Ok("skipped=not-built-yet".into()),
             AgentPhase::Ready | AgentPhase::Wipe => Err(fail(
                 Outcome::Fatal,
                 anyhow!("phase {} is not run by the bring-up loop", phase.as_str()),

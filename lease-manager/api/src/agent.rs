@@ -52,6 +52,10 @@ pub enum AgentPhase {
     Hello,
     /// Enrolling for a lease: key pair in RAM, CSR with the token from the command line.
     Enroll,
+    /// Registering with the tenant's gateway and building the WireGuard tunnel to it.
+    Tunnel,
+    /// Pulling the sealed image through the tunnel and verifying every chunk.
+    Transfer,
     /// Up and waiting for work, sending heartbeats.
     Ready,
     /// The lease was released: wiping what the lease left on the host, then power-off.
@@ -69,6 +73,8 @@ impl AgentPhase {
             Self::Facts => "facts",
             Self::Hello => "hello",
             Self::Enroll => "enroll",
+            Self::Tunnel => "tunnel",
+            Self::Transfer => "transfer",
             Self::Ready => "ready",
             Self::Wipe => "wipe",
         }

@@ -19,7 +19,8 @@
 //!   forever.
 //!
 //! A leased boot (`lm.lease` on the command line, [`Sequence::set_enroll`]) runs
-//! [`AgentPhase::Enroll`] between `Hello` and `Ready`, under the same deadline.
+//! [`AgentPhase::Enroll`], [`AgentPhase::Tunnel`] and [`AgentPhase::Transfer`] between `Hello`
+//! and `Ready`, under the same deadline.
 
 use std::fmt;
 use std::time::Duration;
@@ -129,7 +130,9 @@ pub fn following(phase: AgentPhase, enroll: bool) -> Option<AgentPhase> {
         Facts => Hello,
         Hello if enroll => Enroll,
         Hello => Ready,
-        Enroll => Ready,
+        Enroll => Tunnel,
+        Tunnel => Transfer,
+        Transfer => Ready,
         Ready | Wipe => return None,
     })
 }

@@ -231,7 +231,9 @@ fn a_leased_boot_enrolls_between_hello_and_ready() {
     }
     assert_eq!(
         ran,
-        vec![Init, Modules, Link, Dhcp, Facts, Hello, Enroll, Ready]
+        vec![
+            Init, Modules, Link, Dhcp, Facts, Hello, Enroll, Tunnel, Transfer, Ready
+        ]
     );
 }
 
@@ -262,8 +264,8 @@ fn enrollment_is_bring_up_fatal_ends_it_transient_retries_until_the_deadline() {
         seq.on_outcome(Outcome::Transient, secs(20), 0),
         Next::PowerOff(PowerOffReason::Deadline { phase: Enroll, .. })
     ));
-    // A hello accepted at the deadline does not start the enrollment; an enrollment accepted
-    // late still ends the bring-up.
+    // A hello accepted at the deadline does not start the enrollment, nor an enrollment the
+    // tunnel; a transfer that ends late still ends the bring-up.
     let mut seq = Sequence::new(Policy::with_deadline_secs(10), Duration::ZERO);
     seq.set_enroll(true);
     for n in 1..=5 {
@@ -273,7 +275,14 @@ fn enrollment_is_bring_up_fatal_ends_it_transient_retries_until_the_deadline() {
         seq.on_outcome(Outcome::Ok, secs(50), 0),
         Next::PowerOff(PowerOffReason::Deadline { phase: Hello, .. })
     ));
+    assert!(matches!(
+        enrolling(10).on_outcome(Outcome::Ok, secs(50), 0),
+        Next::PowerOff(PowerOffReason::Deadline { phase: Enroll, .. })
+    ));
     let mut seq = enrolling(10);
+    assert_eq!(seq.on_outcome(Outcome::Ok, secs(8), 0), Next::Run(Tunnel));
+    assert_eq!(seq.on_outcome(Outcome::Ok, secs(9), 0), Next::Run(Transfer));
+    assert!(!seq.is_up());
     assert_eq!(seq.on_outcome(Outcome::Ok, secs(50), 0), Next::Run(Ready));
     assert!(seq.is_up());
 }
