@@ -107,6 +107,41 @@ pub fn post_json(
     Ok(out)
 }
 
+/// Builds `GET <path> HTTP/1.1` with an optional `Range` value (`bytes=N-`). `authority` is
+/// `host:port`.
+pub fn get(
+    authority: &str,
+    path: &str,
+    user_agent: &str,
+    range: Option<&str>,
+) -> Result<Vec<u8>, HttpError> {
+    for (what, v) in [
+        ("authority", authority),
+        ("path", path),
+        ("user agent", user_agent),
+        ("range", range.unwrap_or("-")),
+    ] {
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(HttpError::BadRequestField {
+                what,
+                value: v.chars().take(64).collect(),
+            });
+        }
+    }
+    if !path.starts_with('/') {
+        return Err(HttpError::BadRequestField {
+            what: "path",
+            value: path.chars().take(64).collect(),
+        });
+    }
+    let range = range.map_or(String::new(), |r| format!("Range: {r}\r\n"));
+    Ok(format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {user_agent}\r\n\
+         {range}Connection: close\r\n\r\n"
+    )
+    .into_bytes())
+}
+
 fn cut(b: &[u8]) -> String {
     String::from_utf8_lossy(b.get(..80).unwrap_or(b)).into_owned()
 }
@@ -163,13 +198,13 @@ fn parse_header(line: &[u8]) -> Result<(String, String), HttpError> {
     Ok((name, value))
 }
 
-fn content_length(headers: &[(String, String)]) -> Result<Option<usize>, HttpError> {
-    let mut found: Option<usize> = None;
+fn content_length(headers: &[(String, String)]) -> Result<Option<u64>, HttpError> {
+    let mut found: Option<u64> = None;
     for (_, v) in headers.iter().filter(|(n, _)| n == "content-length") {
         if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
             return Err(HttpError::BadContentLength(v.chars().take(32).collect()));
         }
-        let n: usize = v
+        let n: u64 = v
             .parse()
             .map_err(|_| HttpError::BadContentLength(v.clone()))?;
         match found {
@@ -180,9 +215,33 @@ fn content_length(headers: &[(String, String)]) -> Result<Option<usize>, HttpErr
     Ok(found)
 }
 
-/// Parses the response in `buf`. `Ok(None)` means "need more bytes"; `eof` says the peer has
-/// closed, turning "need more" into a truncation error.
-pub fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>, HttpError> {
+/// A parsed status line and headers, without the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub status: u16,
+    pub reason: String,
+    /// Header names in lowercase, values trimmed, in order.
+    pub headers: Vec<(String, String)>,
+    /// Bytes of the head, blank line included: the body starts there.
+    pub len: usize,
+    /// The body's length from `Content-Length` (0 for 204/304).
+    pub content_length: u64,
+}
+
+impl Head {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses the response head at the start of `buf`, with the same rules as [`parse_response`]
+/// except the body's size (any `Content-Length` is accepted: streaming readers bound it
+/// themselves). `Ok(None)` means "need more bytes"; `eof` turns that into a truncation error.
+pub fn parse_head(buf: &[u8], eof: bool) -> Result<Option<Head>, HttpError> {
     let window = buf.get(..MAX_HEAD).unwrap_or(buf);
     let Some(head_len) = window
         .windows(4)
@@ -220,15 +279,31 @@ pub fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>, HttpErr
     if let Some((_, te)) = headers.iter().find(|(n, _)| n == "transfer-encoding") {
         return Err(HttpError::TransferEncoding(te.chars().take(32).collect()));
     }
-    let want = match (content_length(&headers)?, status) {
+    let content_length = match (content_length(&headers)?, status) {
         (_, 204 | 304) => 0,
         (Some(n), _) => n,
         (None, s) => return Err(HttpError::MissingContentLength(s)),
     };
+    Ok(Some(Head {
+        status,
+        reason,
+        headers,
+        len: head_len,
+        content_length,
+    }))
+}
+
+/// Parses the response in `buf`. `Ok(None)` means "need more bytes"; `eof` says the peer has
+/// closed, turning "need more" into a truncation error.
+pub fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>, HttpError> {
+    let Some(head) = parse_head(buf, eof)? else {
+        return Ok(None);
+    };
+    let want = usize::try_from(head.content_length).unwrap_or(usize::MAX);
     if want > MAX_BODY {
         return Err(HttpError::BodyTooLarge { len: want });
     }
-    let body = buf.get(head_len..).unwrap_or_default();
+    let body = buf.get(head.len..).unwrap_or_default();
     if body.len() > want {
         return Err(HttpError::TrailingBytes {
             extra: body.len() - want,
@@ -245,9 +320,9 @@ pub fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>, HttpErr
         };
     }
     Ok(Some(Response {
-        status,
-        reason,
-        headers,
+        status: head.status,
+        reason: head.reason,
+        headers: head.headers,
         body: body.to_vec(),
     }))
 }

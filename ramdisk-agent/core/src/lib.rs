@@ -13,6 +13,8 @@
 //!   enroll and heartbeat exchanges with the Lease Manager on top of it.
 //! - [`lease`]: what a leased agent does with its enrollment and with each heartbeat answer.
 //! - [`secret`]: the token and key bytes held in RAM, redacted and zeroed.
+//! - [`tunnel_plan`]: the gateway's registration answer checked against the enrollment, and
+//!   the tunnel built from it; [`transfer`]: the image store's answers and the resume policy.
 
 pub mod backoff;
 pub mod cmdline;
@@ -27,6 +29,8 @@ pub mod lm_exchange;
 pub mod lm_url;
 pub mod secret;
 pub mod sequence;
+pub mod transfer;
+pub mod tunnel_plan;
 
 pub use cmdline::{AgentArgs, CmdlineError, Enrollment, LogLevel};
 pub use lm_url::{LmHost, LmUrl};
