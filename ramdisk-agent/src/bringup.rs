@@ -7,19 +7,25 @@
 //! Does IO (through the phase modules). Per-phase waits are bounded by what is left of the
 //! `lm.poweroff` deadline.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use agent_core::cmdline::{DEFAULT_POWEROFF_SECS, MAX_CMDLINE};
 use agent_core::dhcp_client::Lease;
-use agent_core::{AgentArgs, Enrollment, LogLevel, Next, Outcome, Policy, Sequence};
+use agent_core::tunnel_plan::{self, TunnelPlan};
+use agent_core::{AgentArgs, Enrollment, LmHost, LogLevel, Next, Outcome, Policy, Sequence};
 use anyhow::{Context, anyhow};
 use lm_api::{AgentPhase, EnrollResponse, HardwareFacts, HelloResponse};
 
+use crate::gateway::GatewayClient;
 use crate::hello::{self, Failure};
-use crate::https::LmClient;
+use crate::https::{ClientIdentity, LmClient};
 use crate::net::{dhcp, link};
 use crate::pid1::Mode;
-use crate::{console, facts, lease, modules, pid1, sys};
+use crate::tunnel::AgentTunnel;
+use crate::{console, facts, lease, modules, pid1, sys, transfer, tunnel};
+use po_api::ImageRef;
+use sealed_image::VerifyingKey;
 
 /// How the binary was started.
 #[derive(Debug, Clone)]
@@ -29,12 +35,19 @@ pub struct Options {
     pub cmdline: Option<String>,
     /// The pinned CA (`--ca` in not-init mode; always [`crate::https::CA_PATH`] as PID 1).
     pub ca_path: String,
+    /// Where the verified (still encrypted) image is kept (`--image-dir` in not-init mode;
+    /// [`IMAGE_DIR`] as PID 1).
+    pub image_dir: PathBuf,
 }
+
+/// Where PID 1 keeps the lease's sealed image (RAM: the initramfs root).
+pub const IMAGE_DIR: &str = "/run/lease-image";
 
 /// Waits of the phases, before the deadline bounds them.
 const FIND_NIC: Duration = Duration::from_secs(30);
 const CARRIER: Duration = Duration::from_secs(15);
 const DHCP: Duration = Duration::from_secs(60);
+const TUNNEL: Duration = Duration::from_secs(20);
 
 /// What the agent has learned so far.
 struct Agent<'a> {
@@ -51,6 +64,15 @@ struct Agent<'a> {
     /// The key pair being enrolled (kept across enrollment retries).
     agent_key: Option<lease::AgentKey>,
     enrolled: Option<EnrollResponse>,
+    /// The agent certificate and key, shared with the gateway client (from enrollment to wipe).
+    identity: Option<ClientIdentity>,
+    /// The tenant gateway's client, the checked plan and the tunnel (leases with a gateway).
+    gateway: Option<GatewayClient>,
+    plan: Option<TunnelPlan>,
+    tunnel: Option<AgentTunnel>,
+    /// Transfer progress kept across attempts of the phase, and its result.
+    resume: transfer::Resume,
+    fetched: Option<transfer::Fetched>,
 }
 
 fn fail(outcome: Outcome, error: anyhow::Error) -> Failure {
@@ -184,7 +206,7 @@ impl Agent<'_> {
                 let enrollment = self.enrollment.as_mut().ok_or_else(|| {
                     fail(Outcome::Fatal, anyhow!("no lm.lease on the command line"))
                 })?;
-                let (mtls, answer) = lease::enroll(
+                let (mtls, identity, answer) = lease::enroll(
                     lm,
                     &args,
                     enrollment,
@@ -206,15 +228,173 @@ impl Agent<'_> {
                     answer.heartbeat_secs
                 );
                 self.lm = Some(mtls);
+                self.identity = Some(identity);
                 self.enrolled = Some(answer);
                 Ok(detail)
             }
-            AgentPhase::Tunnel | AgentPhase::Transfer => Ok("skipped=not-built-yet".into()),
+            AgentPhase::Tunnel => {
+                let detail = self.tunnel_phase(remaining)?;
+                self.report_done(phase, seq.attempt(), &detail, remaining)?;
+                Ok(detail)
+            }
+            AgentPhase::Transfer => {
+                let detail = self.transfer_phase()?;
+                self.report_done(phase, seq.attempt(), &detail, remaining)?;
+                Ok(detail)
+            }
             AgentPhase::Ready | AgentPhase::Wipe => Err(fail(
                 Outcome::Fatal,
                 anyhow!("phase {} is not run by the bring-up loop", phase.as_str()),
             )),
         }
+    }
+
+    /// Registers with the tenant gateway, checks its answer against the enrollment, builds the
+    /// tunnel and waits for its handshake (kept across retries once built).
+    fn tunnel_phase(&mut self, remaining: Option<Duration>) -> Result<String, Failure> {
+        let enrolled = self
+            .enrolled
+            .as_ref()
+            .ok_or_else(|| fail(Outcome::Fatal, anyhow!("not enrolled")))?;
+        let Some(spec) = enrolled.gateway.clone() else {
+            return Ok("skipped=no-gateway-in-the-lease".into());
+        };
+        if self.tunnel.is_none() {
+            let identity = self
+                .identity
+                .as_ref()
+                .ok_or_else(|| fail(Outcome::Fatal, anyhow!("no agent certificate")))?;
+            let client = GatewayClient::new(&spec, identity)?;
+            let key = wg_tunnel::PrivateKey::generate_os();
+            let registered =
+                client.register(*key.public_key().as_bytes(), hello::timeouts(remaining))?;
+            let lm_ip = match self.args()?.lm_url.host() {
+                LmHost::Ip(ip) => Some(*ip),
+                LmHost::Name(_) => None,
+            };
+            let plan =
+                tunnel_plan::check(&spec, enrolled.lease, &enrolled.server, lm_ip, &registered)
+                    .map_err(|e| {
+                        fail(
+                            Outcome::Fatal,
+                            anyhow::Error::new(e)
+                                .context("refusing the gateway's registration answer"),
+                        )
+                    })?;
+            let tunnel = AgentTunnel::build(&plan, key)
+                .map_err(|e| fail(Outcome::Fatal, e.context("building the tunnel")))?;
+            self.gateway = Some(client);
+            self.plan = Some(plan);
+            self.tunnel = Some(tunnel);
+        }
+        let (Some(tunnel), Some(plan), Some(client)) = (&self.tunnel, &self.plan, &self.gateway)
+        else {
+            return Err(fail(Outcome::Fatal, anyhow!("no tunnel")));
+        };
+        let took = tunnel
+            .ensure_up(bounded(TUNNEL, remaining))
+            .map_err(|e| fail(Outcome::Transient, e))?;
+        Ok(format!(
+            "gateway={} tunnel_address={} endpoint={} handshake_ms={}",
+            client.register_url(),
+            plan.address,
+            plan.gateway_endpoint,
+            took.as_millis()
+        ))
+    }
+
+    /// Pulls and verifies the lease's sealed image through the tunnel (once; retries resume).
+    fn transfer_phase(&mut self) -> Result<String, Failure> {
+        let enrolled = self
+            .enrolled
+            .as_ref()
+            .ok_or_else(|| fail(Outcome::Fatal, anyhow!("not enrolled")))?;
+        let Some(image) = enrolled.image.clone() else {
+            return Ok("skipped=no-image-in-the-lease".into());
+        };
+        let (Some(tunnel), Some(plan), Some(client)) = (&self.tunnel, &self.plan, &self.gateway)
+        else {
+            return Ok(format!("skipped=no-gateway-in-the-lease image={image}"));
+        };
+        if self.fetched.is_none() {
+            let id: ImageRef = image.parse().map_err(|e| {
+                fail(
+                    Outcome::Fatal,
+                    anyhow::Error::new(e).context(format!("the lease's image {image:?}")),
+                )
+            })?;
+            let fetch_key = |image, epoch| {
+                client.fetch_key(plan, tunnel::DEVICE, image, epoch, hello::timeouts(None))
+            };
+            let src = transfer::Source {
+                way: tunnel,
+                store: plan.store,
+                signing_key: VerifyingKey(plan.signing_key.0),
+                fetch_key: &fetch_key,
+            };
+            let fetched = transfer::run(&src, id, &self.opts.image_dir, &mut self.resume)?;
+            self.fetched = Some(fetched);
+        }
+        let f = self
+            .fetched
+            .as_ref()
+            .ok_or_else(|| fail(Outcome::Fatal, anyhow!("no image")))?;
+        Ok(format!(
+            "image={} chunks={} bytes={} resumes={} seconds={:.3} path={}",
+            f.image,
+            f.chunks,
+            f.bytes,
+            f.resumes,
+            f.elapsed.as_secs_f64(),
+            f.chunks_file.display()
+        ))
+    }
+
+    /// Tells the LM a lease phase is done (it moves the server on); a lost report fails the
+    /// phase transiently, and its retry only reports again.
+    fn report_done(
+        &self,
+        phase: AgentPhase,
+        attempt: u32,
+        detail: &str,
+        remaining: Option<Duration>,
+    ) -> Result<(), Failure> {
+        let (Some(lm), Some(args)) = (self.lm.as_ref(), self.args.as_ref()) else {
+            return Err(fail(Outcome::Fatal, anyhow!("no LM client")));
+        };
+        hello::report(
+            lm,
+            args,
+            phase,
+            true,
+            detail,
+            attempt,
+            hello::timeouts(remaining),
+        )
+        .map_err(|mut f| {
+            f.error = f
+                .error
+                .context(format!("reporting {} done", phase.as_str()));
+            f
+        })
+    }
+
+    /// What the lease left on the host besides the certificate: the tunnel and the image.
+    fn wipe_tenant_side(&mut self) -> String {
+        let tunnel = self.tunnel.take().map(AgentTunnel::shutdown).is_some();
+        self.gateway = None;
+        self.plan = None;
+        self.identity = None;
+        let mut removed = 0;
+        if let Some(f) = self.fetched.take() {
+            for p in [&f.manifest, &f.chunks_file] {
+                match std::fs::remove_file(p) {
+                    Ok(()) => removed += 1,
+                    Err(e) => tracing::warn!("removing {}: {e}", p.display()),
+                }
+            }
+        }
+        format!("tunnel_closed={tunnel} image_files_removed={removed}")
     }
 
     /// Bring-up done: prints the ready markers, sends heartbeats until the LM releases the
@@ -249,6 +429,8 @@ impl Agent<'_> {
             return reason;
         };
         lease::heartbeat_until_release(&lm, &args, Duration::from_secs(heartbeat_secs.into()));
+        let wiped = self.wipe_tenant_side();
+        tracing::info!("wiped the tenant side: {wiped}");
         self.enrolled = None;
         let reason = lease::wipe(lm, &args, self.enrollment.take());
         console::poweroff(&reason);
@@ -309,6 +491,12 @@ pub fn run(opts: Options, set_level: &dyn Fn(LogLevel)) -> String {
         hello: None,
         agent_key: None,
         enrolled: None,
+        identity: None,
+        gateway: None,
+        plan: None,
+        tunnel: None,
+        resume: transfer::Resume::default(),
+        fetched: None,
     };
     let mut seq = Sequence::new(
         Policy::with_deadline_secs(DEFAULT_POWEROFF_SECS),

@@ -1,6 +1,6 @@
 //! A tiny HTTPS client: one request, one response, over rustls with the LM CA pinned.
 //! Without a client certificate until the agent enrolls; from then on with the agent
-//! certificate and its key (mutual TLS), see [`LmClient::with_client_cert`].
+//! certificate and its key (mutual TLS), see [`LmClient::with_identity`].
 //!
 //! Does IO (reads the CA file, TCP, TLS). The only trust anchor is the certificate(s) in
 //! [`CA_PATH`] inside the initramfs; nothing from the network or the system store is trusted.
@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use agent_core::http::{self, HttpError, MAX_BODY, MAX_HEAD, Response};
 use agent_core::{LmHost, LmUrl};
+use rustls::client::ResolvesClientCert;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::sys;
@@ -69,6 +71,58 @@ pub enum ExchangeError {
     Http { addr: SocketAddr, source: HttpError },
     #[error("no complete answer from {addr} within {secs} s")]
     Timeout { addr: SocketAddr, secs: u64 },
+}
+
+/// The agent certificate and its key, once enrolled: one copy, shared by the TLS
+/// configurations of the LM client and of the tenant gateway's client, dropped at the wipe.
+#[derive(Clone)]
+pub struct ClientIdentity(Arc<CertifiedKey>);
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientIdentity(<agent certificate and key>)")
+    }
+}
+
+impl ClientIdentity {
+    /// `cert_pem` (one PEM certificate, the agent certificate) with `key`; rustls checks that
+    /// the key matches the certificate. The key lives inside the returned value only.
+    pub fn new(cert_pem: &str, key: PrivateKeyDer<'static>) -> Result<Self, SetupError> {
+        let bad = |detail: String| SetupError::BadClientCert { detail };
+        let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if chain.len() != 1 {
+            return Err(bad(format!("{} certificates instead of one", chain.len())));
+        }
+        let signer =
+            rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| bad(e.to_string()))?;
+        let certified = CertifiedKey::new(chain, signer);
+        certified.keys_match().map_err(|e| bad(e.to_string()))?;
+        Ok(Self(Arc::new(certified)))
+    }
+
+    /// A client-certificate resolver that always presents this identity.
+    pub fn resolver(&self) -> Arc<dyn ResolvesClientCert> {
+        Arc::new(OneIdentity(self.0.clone()))
+    }
+}
+
+#[derive(Debug)]
+struct OneIdentity(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for OneIdentity {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// The LM endpoint with its pinned TLS configuration, and the client certificate once enrolled.
@@ -130,24 +184,9 @@ impl LmClient {
         })
     }
 
-    /// The same endpoint and pinned CA, presenting `cert_pem` (one PEM certificate, the agent
-    /// certificate) with `key` in every handshake. rustls checks that the key matches the
-    /// certificate; from here on the key lives inside the returned configuration only.
-    pub fn with_client_cert(
-        &self,
-        cert_pem: &str,
-        key: PrivateKeyDer<'static>,
-    ) -> Result<Self, SetupError> {
-        let bad = |detail: String| SetupError::BadClientCert { detail };
-        let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(e.to_string()))?;
-        if chain.len() != 1 {
-            return Err(bad(format!("{} certificates instead of one", chain.len())));
-        }
-        let config = builder(self.roots.clone())?
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| bad(e.to_string()))?;
+    /// The same endpoint and pinned CA, presenting the agent certificate in every handshake.
+    pub fn with_identity(&self, identity: &ClientIdentity) -> Result<Self, SetupError> {
+        let config = builder(self.roots.clone())?.with_client_cert_resolver(identity.resolver());
         Ok(Self {
             config: Arc::new(config),
             roots: self.roots.clone(),
@@ -199,49 +238,78 @@ impl LmClient {
     pub fn exchange(&self, request: &[u8], t: Timeouts) -> Result<Response, ExchangeError> {
         let name = self.server_name()?;
         let addr = self.resolve()?;
-        let io_err = |source| ExchangeError::Io { addr, source };
-        let tcp = TcpStream::connect_timeout(&addr, t.connect)
-            .map_err(|source| ExchangeError::Connect { addr, source })?;
-        tcp.set_read_timeout(Some(t.io)).map_err(io_err)?;
-        tcp.set_write_timeout(Some(t.io)).map_err(io_err)?;
-        tcp.set_nodelay(true).map_err(io_err)?;
-        let conn = ClientConnection::new(self.config.clone(), name)
-            .map_err(|e| io_err(std::io::Error::other(e)))?;
-        let mut tls = StreamOwned::new(conn, tcp);
-        tls.write_all(request).map_err(io_err)?;
-        tls.flush().map_err(io_err)?;
+        exchange_tls(&self.config, name, addr, None, request, t)
+    }
+}
 
-        let until = sys::now() + t.io;
-        let mut buf = Vec::with_capacity(4096);
-        let mut chunk = vec![0u8; 16 * 1024];
-        loop {
-            let eof = match tls.read(&mut chunk) {
-                Ok(0) => true,
-                Ok(n) => {
-                    buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-                    false
-                }
-                // A peer that closes without close_notify after a complete response is common.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => true,
-                Err(e) => return Err(io_err(e)),
-            };
-            if buf.len() > MAX_HEAD + MAX_BODY {
-                let source = HttpError::BodyTooLarge { len: buf.len() };
-                return Err(ExchangeError::Http { addr, source });
+/// Connects to `addr` (from inside `device` when given: the socket is bound to it, so the
+/// exchange cannot take any other path), speaks TLS with `config` for `name`, sends `request`
+/// (complete HTTP bytes) and reads one response of at most [`MAX_BODY`] bytes.
+pub fn exchange_tls(
+    config: &Arc<ClientConfig>,
+    name: ServerName<'static>,
+    addr: SocketAddr,
+    device: Option<&str>,
+    request: &[u8],
+    t: Timeouts,
+) -> Result<Response, ExchangeError> {
+    let io_err = |source| ExchangeError::Io { addr, source };
+    let tcp = connect(addr, device, t)?;
+    let conn = ClientConnection::new(config.clone(), name)
+        .map_err(|e| io_err(std::io::Error::other(e)))?;
+    let mut tls = StreamOwned::new(conn, tcp);
+    tls.write_all(request).map_err(io_err)?;
+    tls.flush().map_err(io_err)?;
+
+    let until = sys::now() + t.io;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let eof = match tls.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(n) => {
+                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                false
             }
-            match http::parse_response(&buf, eof) {
-                Ok(Some(resp)) => return Ok(resp),
-                Ok(None) if sys::now() < until => {}
-                Ok(None) => {
-                    return Err(ExchangeError::Timeout {
-                        addr,
-                        secs: t.io.as_secs(),
-                    });
-                }
-                Err(source) => return Err(ExchangeError::Http { addr, source }),
+            // A peer that closes without close_notify after a complete response is common.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => true,
+            Err(e) => return Err(io_err(e)),
+        };
+        if buf.len() > MAX_HEAD + MAX_BODY {
+            let source = HttpError::BodyTooLarge { len: buf.len() };
+            return Err(ExchangeError::Http { addr, source });
+        }
+        match http::parse_response(&buf, eof) {
+            Ok(Some(resp)) => return Ok(resp),
+            Ok(None) if sys::now() < until => {}
+            Ok(None) => {
+                return Err(ExchangeError::Timeout {
+                    addr,
+                    secs: t.io.as_secs(),
+                });
             }
+            Err(source) => return Err(ExchangeError::Http { addr, source }),
         }
     }
+}
+
+/// A TCP connection to `addr` with the timeouts set, bound to `device` when given
+/// (SO_BINDTODEVICE before connect: with the tunnel down there is no path at all).
+pub fn connect(
+    addr: SocketAddr,
+    device: Option<&str>,
+    t: Timeouts,
+) -> Result<TcpStream, ExchangeError> {
+    let io_err = |source| ExchangeError::Io { addr, source };
+    let tcp = match device {
+        None => TcpStream::connect_timeout(&addr, t.connect),
+        Some(dev) => crate::sys::tcp_connect_on_device(addr, dev, t.connect),
+    }
+    .map_err(|source| ExchangeError::Connect { addr, source })?;
+    tcp.set_read_timeout(Some(t.io)).map_err(io_err)?;
+    tcp.set_write_timeout(Some(t.io)).map_err(io_err)?;
+    tcp.set_nodelay(true).map_err(io_err)?;
+    Ok(tcp)
 }
 
 #[cfg(test)]

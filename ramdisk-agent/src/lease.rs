@@ -23,7 +23,7 @@ use anyhow::anyhow;
 use lm_api::{AgentPhase, EnrollResponse};
 
 use crate::hello::{self, Failure, version};
-use crate::https::{LmClient, Timeouts};
+use crate::https::{ClientIdentity, LmClient, Timeouts};
 use crate::{console, sys};
 
 fn fatal(error: anyhow::Error) -> Failure {
@@ -56,16 +56,16 @@ impl AgentKey {
 
 /// `POST /v1/agent/enroll` without a client certificate: the CSR of `key` (generated on the
 /// first attempt) and the token from the command line. On success returns a client for the
-/// same LM that presents the new agent certificate, and the LM's answer (its `cert_pem`
-/// emptied: the certificate now lives in the client); `key` is consumed then. The token is
-/// wiped once the LM has spent it.
+/// same LM that presents the new agent certificate, that certificate with its key (for the
+/// tenant gateway), and the LM's answer (its `cert_pem` emptied: the certificate now lives in
+/// the identity); `key` is consumed then. The token is wiped once the LM has spent it.
 pub fn enroll(
     lm: &LmClient,
     args: &AgentArgs,
     enrollment: &mut Enrollment,
     key: &mut Option<AgentKey>,
     t: Timeouts,
-) -> Result<(LmClient, EnrollResponse), Failure> {
+) -> Result<(LmClient, ClientIdentity, EnrollResponse), Failure> {
     if enrollment.token.is_wiped() {
         return Err(fatal(anyhow!(
             "the enrollment token for {} was already used; a new boot brings a new one",
@@ -92,17 +92,18 @@ pub fn enroll(
         enrollment.token.wipe();
     }
     let mut answer = lm_exchange::enroll_verdict(&resp, enrollment.lease)?;
-    let mtls = lm
-        .with_client_cert(&answer.cert_pem, lm_pki::private_key_der(&pending.key))
-        .map_err(|e| {
-            fatal(anyhow::Error::new(e).context(format!(
-                "using the certificate {} the lease manager issued",
-                answer.serial
-            )))
-        })?;
+    let unusable = |e| {
+        fatal(anyhow::Error::new(e).context(format!(
+            "using the certificate {} the lease manager issued",
+            answer.serial
+        )))
+    };
+    let identity = ClientIdentity::new(&answer.cert_pem, lm_pki::private_key_der(&pending.key))
+        .map_err(unusable)?;
+    let mtls = lm.with_identity(&identity).map_err(unusable)?;
     *key = None;
     answer.cert_pem = String::new();
-    Ok((mtls, answer))
+    Ok((mtls, identity, answer))
 }
 
 /// Sends a heartbeat every interval until the LM answers `release`, or refuses three in a row

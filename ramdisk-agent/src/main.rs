@@ -12,30 +12,34 @@
 //! - Not PID 1, or `--not-init`: no mounts, no console takeover, no module loading, no
 //!   /etc/resolv.conf, no power-off: the process exits with status 1 where PID 1 would power off
 //!   (status 2 for a usage error). For tests and network-namespace runs:
-//!   `ramdisk-agent --not-init [--cmdline TEXT] [--ca PATH]`.
+//!   `ramdisk-agent --not-init [--cmdline TEXT] [--ca PATH] [--image-dir DIR]`.
 
 mod bringup;
 mod console;
 mod facts;
+mod gateway;
 mod hello;
 mod https;
 mod lease;
 mod modules;
 mod net;
 mod pid1;
-#[allow(dead_code)] // used by the tunnel phase, next
 mod pinned;
+mod store;
 mod sys;
+mod transfer;
+mod tunnel;
 
 use std::panic::AssertUnwindSafe;
 
 use pid1::Mode;
 
-const USAGE: &str = "usage: ramdisk-agent [--not-init] [--cmdline TEXT] [--ca PATH]\n\
+const USAGE: &str = "usage: ramdisk-agent [--not-init] [--cmdline TEXT] [--ca PATH] [--image-dir DIR]\n\
     As PID 1 (the initramfs /init) arguments are ignored. Otherwise the agent runs without\n\
     mounts, module loading or power-off and exits with status 1 where it would power off.\n\
     --cmdline TEXT  use TEXT instead of /proc/cmdline\n\
-    --ca PATH       trust PATH instead of /etc/lease-manager/ca.pem";
+    --ca PATH       trust PATH instead of /etc/lease-manager/ca.pem\n\
+    --image-dir DIR keep the lease's sealed image in DIR instead of /run/lease-image";
 
 /// Parses argv for a process that is not PID 1.
 fn parse_args(args: impl Iterator<Item = String>) -> Result<bringup::Options, String> {
@@ -43,6 +47,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<bringup::Options, St
         mode: Mode::NotInit,
         cmdline: None,
         ca_path: https::CA_PATH.into(),
+        image_dir: bringup::IMAGE_DIR.into(),
     };
     let mut args = args.peekable();
     while let Some(a) = args.next() {
@@ -50,6 +55,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<bringup::Options, St
             "--not-init" => {}
             "--cmdline" => opts.cmdline = Some(args.next().ok_or("--cmdline needs a value")?),
             "--ca" => opts.ca_path = args.next().ok_or("--ca needs a value")?,
+            "--image-dir" => {
+                opts.image_dir = args.next().ok_or("--image-dir needs a value")?.into()
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -72,6 +80,7 @@ fn main() {
             mode: Mode::Init,
             cmdline: None,
             ca_path: https::CA_PATH.into(),
+            image_dir: bringup::IMAGE_DIR.into(),
         }
     } else {
         match parse_args(std::env::args().skip(1)) {

@@ -43,3 +43,17 @@ pub fn sleep(d: Duration) {
         std::thread::sleep(d);
     }
 }
+
+/// A TCP connection to `addr` through network device `device` only (SO_BINDTODEVICE before
+/// connect), within `timeout`: when the device is gone or down there is no other path.
+pub fn tcp_connect_on_device(
+    addr: std::net::SocketAddr,
+    device: &str,
+    timeout: Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.bind_device(Some(device.as_bytes()))?;
+    sock.connect_timeout(&SockAddr::from(addr), timeout)?;
+    Ok(sock.into())
+}
