@@ -11,6 +11,8 @@
 //! AGENT-PHASE <phase> fail attempt=<n> <error chain>
 //! AGENT-READY server=<name> address=<ip>
 //! AGENT-ENROLLED lease=<id> server=<name> serial=<hex> not_after_ms=<n>
+//! AGENT-PROGRESS transfer image=<id> chunks=<verified>/<total>
+//! AGENT-RESUME transfer image=<id> from_chunk=<n> resumes=<n> reason=<error chain>
 //! AGENT-WIPED lease=<id>|none
 //! AGENT-POWEROFF <reason>
 //! ```
