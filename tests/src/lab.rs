@@ -296,11 +296,17 @@ impl Lab {
     /// Starts `cmd` inside the DC namespace with its output in `<log dir>/<name>.log`; it is
     /// killed when the lab is dropped (or earlier with [`Process::terminate`]).
     pub fn run_in_dc(&self, name: &str, cmd: &Command) -> Result<Arc<Process>> {
+        self.run_in(&self.ns, name, cmd)
+    }
+
+    /// Like [`Lab::run_in_dc`], but inside namespace `ns` (one attached to the bridge, say):
+    /// logged in the lab's folder, dumped with the lab on a panic, killed when it is dropped.
+    pub fn run_in(&self, ns: &Netns, name: &str, cmd: &Command) -> Result<Arc<Process>> {
         if name.is_empty() || name.contains(['/', '\0']) || name.starts_with('.') {
             bail!("process name {name:?} must be usable as a file name");
         }
         let log = self.log_dir.join(format!("{name}.log"));
-        let p = Arc::new(Process::spawn(name, cmd, Some(self.ns.name()), Some(&log))?);
+        let p = Arc::new(Process::spawn(name, cmd, Some(ns.name()), Some(&log))?);
         self.shared
             .procs
             .lock()
@@ -309,7 +315,7 @@ impl Lab {
         Ok(p)
     }
 
-    /// Processes started with [`Lab::run_in_dc`].
+    /// Processes started with [`Lab::run_in_dc`] and [`Lab::run_in`].
     pub fn processes(&self) -> Vec<Arc<Process>> {
         self.shared
             .procs
