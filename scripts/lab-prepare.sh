@@ -14,8 +14,8 @@ CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="--remap-path-prefix=$PWD=/src 
   cargo build --profile agent --target x86_64-unknown-linux-musl -p ramdisk-agent
 agent=target/x86_64-unknown-linux-musl/agent/ramdisk-agent
 
-say "building lease-manager, initramfs-build and the lab tools"
-cargo build -p lease-manager -p fleet-sim -p initramfs -p lab --bins
+say "building lease-manager, the organizer, the agent (host build, for namespace tests), initramfs-build and the lab tools"
+cargo build -p lease-manager -p procurement-organizer -p ramdisk-agent -p fleet-sim -p initramfs -p lab --bins
 
 say "fetching the pinned Debian kernel (cached in $lab/kernel)"
 target/debug/initramfs-build kernel-fetch --cache "$lab/kernel"
