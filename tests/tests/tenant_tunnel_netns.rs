@@ -423,6 +423,11 @@ fn an_agent_downloads_a_sealed_image_through_the_tunnel_resumes_after_a_gateway_
         .unwrap_or_else(|e| panic!("no power-off: {e}"));
     let status = agent.wait_exit(Duration::from_secs(10)).expect("exit");
     assert_eq!(status.code(), Some(1), "the agent exits with 1 (not PID 1)");
+    let left: Vec<_> = std::fs::read_dir(&image_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "the wipe left image files: {left:?}");
     w.lm.wait_server(SERVER, Duration::from_secs(30), |v| {
         v.state.name() == "idle"
     })
