@@ -5,7 +5,7 @@
 //! ```text
 //!  idle --reserve--> reserved --wake--> waking{attempt} --DHCP--> booting --hello--> enrolling
 //!  idle/unreachable/failed --wake (no lease)--> waking ... booting --hello--> agent-up
-//!  enrolling --enrolled--> tunneling --tunnel ok--> transferring --image ok--> running
+//!  enrolling --enrolled--> tunneling --tunnel done--> transferring --transfer done--> running
 //!  waking --budget spent--> unreachable        booting..running --agent gives up--> failed
 //!  booting..running --release--> releasing --wipe started--> wiping --wiped--> idle
 //!  reserved/waking --release--> idle           releasing/wiping --timeout--> quarantined
@@ -113,6 +113,15 @@ fn agent_may_be_up(state: &ServerState) -> bool {
     )
 }
 
+/// What a `PhaseDone` of `phase` is, for a refusal ("not expecting ...").
+fn phase_done_what(phase: AgentPhase) -> &'static str {
+    match phase {
+        AgentPhase::Tunnel => "the end of the tunnel phase (it follows enrollment)",
+        AgentPhase::Transfer => "the end of the transfer phase (it follows the tunnel phase)",
+        _ => "the end of a phase outside the lease pipeline (tunnel, transfer)",
+    }
+}
+
 /// Applies `input` to `state` of a server that is (`leased`) or is not in a lease. `Ok(None)`
 /// means "nothing changes" (for example a late DHCP packet), `Ok(Some(s))` is the new state to
 /// persist, `Err` a refusal to report.
@@ -201,13 +210,31 @@ pub fn step(
             }),
         },
         Input::PhaseDone { boot_id, phase } => {
-            if !same(*boot_id) {
+            if agent_may_be_up(state) && !same(*boot_id) {
                 return Err(stale(*boot_id));
             }
-            // The tunnel and image phases come with the tenant-side issue; until then the
-            // only lease phase an agent completes is enrollment (see `Enrolled`).
-            let _ = phase;
-            Ok(None)
+            let what = phase_done_what(*phase);
+            match (phase, state) {
+                (AgentPhase::Tunnel, S::Tunneling { .. }) if leased && same(*boot_id) => {
+                    Ok(Some(S::Transferring { boot_id: *boot_id }))
+                }
+                (AgentPhase::Transfer, S::Transferring { .. }) if leased && same(*boot_id) => {
+                    Ok(Some(S::Running { boot_id: *boot_id }))
+                }
+                // A phase reported again (the agent retried after a lost answer) changes
+                // nothing; so does one that crossed the release (the release wins, and the
+                // agent hears it with its next heartbeat).
+                (AgentPhase::Tunnel, S::Transferring { .. } | S::Running { .. })
+                | (AgentPhase::Transfer, S::Running { .. })
+                | (
+                    AgentPhase::Tunnel | AgentPhase::Transfer,
+                    S::Releasing { boot_id: Some(_) } | S::Wiping { .. },
+                ) if same(*boot_id) => Ok(None),
+                _ => Err(Refusal::Unexpected {
+                    state: state.name(),
+                    what,
+                }),
+            }
         }
         Input::AgentGaveUp { boot_id, reason } => match state {
             _ if agent_may_be_up(state) && same(*boot_id) => Ok(Some(S::Failed {
@@ -264,199 +291,5 @@ pub fn step(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ServerState as S;
-    use proptest::prelude::*;
-
-    fn b(n: u64) -> BootId {
-        BootId::from_random(n)
-    }
-
-    fn run(mut s: ServerState, leased: bool, inputs: &[Input]) -> ServerState {
-        for i in inputs {
-            if let Some(next) = step(&s, leased, i).unwrap() {
-                s = next;
-            }
-        }
-        s
-    }
-
-    #[test]
-    fn maintenance_boot() {
-        let s = run(
-            S::Idle,
-            false,
-            &[
-                Input::Wake { boot_id: b(1) },
-                Input::WakeAttempt {
-                    boot_id: b(1),
-                    attempt: 1,
-                },
-                Input::DhcpSeen,
-                Input::DhcpSeen,
-            ],
-        );
-        assert_eq!(s, S::Booting { boot_id: b(1) });
-        let s = run(s, false, &[Input::Hello { boot_id: b(1) }]);
-        assert_eq!(s, S::AgentUp { boot_id: b(1) });
-        assert_eq!(step(&s, false, &Input::Hello { boot_id: b(1) }), Ok(None));
-        let s = run(s, false, &[Input::Reset]);
-        assert!(!gate_open(&s));
-    }
-
-    #[test]
-    fn lease_boot_and_release() {
-        assert!(step(&S::Idle, true, &Input::Wake { boot_id: b(1) }).is_err());
-        let s = run(
-            S::Idle,
-            true,
-            &[
-                Input::Reserve,
-                Input::Wake { boot_id: b(1) },
-                Input::DhcpSeen,
-                Input::Hello { boot_id: b(1) },
-            ],
-        );
-        assert_eq!(s, S::Enrolling { boot_id: b(1) });
-        assert!(matches!(
-            step(&s, true, &Input::Enrolled { boot_id: b(2) }),
-            Err(Refusal::StaleBoot { .. })
-        ));
-        let s = run(s, true, &[Input::Enrolled { boot_id: b(1) }]);
-        assert_eq!(s, S::Tunneling { boot_id: b(1) });
-        assert!(gate_open(&s));
-        let s = run(s, true, &[Input::Release]);
-        assert_eq!(
-            s,
-            S::Releasing {
-                boot_id: Some(b(1))
-            }
-        );
-        assert!(gate_open(&s), "the agent must still hear about the release");
-        let s = run(s, true, &[Input::WipeStarted { boot_id: b(1) }]);
-        assert_eq!(s, S::Wiping { boot_id: b(1) });
-        assert!(step(&s, true, &Input::Wiped { boot_id: b(2) }).is_err());
-        assert_eq!(run(s, true, &[Input::Wiped { boot_id: b(1) }]), S::Idle);
-    }
-
-    #[test]
-    fn release_before_boot_and_timeouts() {
-        assert_eq!(run(S::Reserved, true, &[Input::Release]), S::Idle);
-        let w = S::Waking {
-            boot_id: b(1),
-            attempt: 2,
-        };
-        assert_eq!(run(w, true, &[Input::Release]), S::Idle);
-        let r = S::Releasing {
-            boot_id: Some(b(1)),
-        };
-        let q = run(r, true, &[Input::ReleaseTimedOut { after_s: 120 }]);
-        assert_eq!(q.name(), "quarantined");
-        assert!(!gate_open(&q));
-        assert!(step(&q, false, &Input::Reserve).is_err());
-        assert_eq!(run(q, false, &[Input::Reset]), S::Idle);
-    }
-
-    #[test]
-    fn refusals() {
-        let waking = S::Waking {
-            boot_id: b(1),
-            attempt: 1,
-        };
-        assert!(matches!(
-            step(&waking, false, &Input::Wake { boot_id: b(2) }),
-            Err(Refusal::Busy { .. })
-        ));
-        assert!(matches!(
-            step(&waking, false, &Input::Hello { boot_id: b(2) }),
-            Err(Refusal::StaleBoot { .. })
-        ));
-        assert!(matches!(
-            step(&S::Idle, false, &Input::Hello { boot_id: b(1) }),
-            Err(Refusal::NotBooting { .. })
-        ));
-        assert!(step(&waking, false, &Input::Reserve).is_err());
-        assert_eq!(
-            step(
-                &waking,
-                false,
-                &Input::WakeExhausted {
-                    boot_id: b(9),
-                    attempts: 3
-                }
-            ),
-            Ok(None)
-        );
-        let u = run(
-            waking,
-            false,
-            &[Input::WakeExhausted {
-                boot_id: b(1),
-                attempts: 3,
-            }],
-        );
-        assert_eq!(u.name(), "unreachable");
-        assert!(!gate_open(&u));
-        assert_eq!(
-            step(&u, false, &Input::DhcpSeen),
-            Ok(None),
-            "no DHCP revives an unreachable server"
-        );
-    }
-
-    fn any_input() -> impl Strategy<Value = Input> {
-        prop_oneof![
-            Just(Input::Reserve),
-            (0u64..3).prop_map(|n| Input::Wake { boot_id: b(n) }),
-            (0u64..3, 0u32..4).prop_map(|(n, a)| Input::WakeAttempt {
-                boot_id: b(n),
-                attempt: a
-            }),
-            (0u64..3).prop_map(|n| Input::WakeExhausted {
-                boot_id: b(n),
-                attempts: 3
-            }),
-            Just(Input::DhcpSeen),
-            (0u64..3).prop_map(|n| Input::Hello { boot_id: b(n) }),
-            (0u64..3).prop_map(|n| Input::Enrolled { boot_id: b(n) }),
-            (0u64..3).prop_map(|n| Input::AgentGaveUp {
-                boot_id: b(n),
-                reason: "x".into()
-            }),
-            Just(Input::Release),
-            (0u64..3).prop_map(|n| Input::WipeStarted { boot_id: b(n) }),
-            (0u64..3).prop_map(|n| Input::Wiped { boot_id: b(n) }),
-            Just(Input::ReleaseTimedOut { after_s: 1 }),
-            Just(Input::Reset),
-        ]
-    }
-
-    proptest! {
-        /// The boot id of a state only changes through a wake from a closed state, so no event of
-        /// an older boot attempt can ever open the gate for a new one or revive an old one.
-        #[test]
-        fn boot_id_changes_only_by_wake(
-            leased in any::<bool>(),
-            inputs in proptest::collection::vec(any_input(), 0..60),
-        ) {
-            let mut s = S::Idle;
-            for i in &inputs {
-                if let Ok(Some(next)) = step(&s, leased, i) {
-                    if next.boot_id().is_some() && next.boot_id() != s.boot_id() {
-                        prop_assert!(matches!(i, Input::Wake { .. }), "{i:?} moved {s:?} -> {next:?}");
-                        prop_assert!(!gate_open(&s));
-                    }
-                    if gate_open(&next) && !gate_open(&s) {
-                        prop_assert!(matches!(i, Input::Wake { .. }), "gate opened by {:?}", i);
-                    }
-                    // An enrolled-or-later state is only reached by a leased server.
-                    if matches!(next, S::Enrolling { .. } | S::Tunneling { .. }) {
-                        prop_assert!(leased);
-                    }
-                    s = next;
-                }
-            }
-        }
-    }
-}
+#[path = "fsm_tests.rs"]
+mod tests;
