@@ -284,6 +284,24 @@ pub(super) async fn enroll(
     }
 }
 
+/// The state-machine input of a report, if it moves the server: a finished (or failed) wipe,
+/// or a finished phase of the lease pipeline. Other reports, and failures outside the wipe
+/// (the agent retries, or gives up with a report of its own), only go to the timeline.
+fn report_input(rep: &AgentReport) -> Option<Input> {
+    let boot_id = rep.boot_id;
+    match (rep.phase, rep.ok) {
+        (AgentPhase::Wipe, true) => Some(Input::Wiped { boot_id }),
+        (AgentPhase::Wipe, false) => Some(Input::AgentGaveUp {
+            boot_id,
+            reason: format!("wipe failed: {}", rep.detail),
+        }),
+        (phase @ (AgentPhase::Tunnel | AgentPhase::Transfer), true) => {
+            Some(Input::PhaseDone { boot_id, phase })
+        }
+        _ => None,
+    }
+}
+
 pub(super) async fn report(
     State(api): State<Arc<Api>>,
     Extension(p): Extension<Principal>,
@@ -299,19 +317,18 @@ pub(super) async fn report(
     let inv = api.inventory.clone();
     blocking(move || {
         let actor = format!("agent:{}", rec.name);
-        if rep.phase == AgentPhase::Wipe {
-            let input = if rep.ok {
-                Input::Wiped {
-                    boot_id: rep.boot_id,
-                }
-            } else {
-                Input::AgentGaveUp {
-                    boot_id: rep.boot_id,
-                    reason: format!("wipe failed: {}", rep.detail),
-                }
-            };
-            inv.apply_as(&actor, rep.boot_mac, &input)
-                .map_err(inv_err)?;
+        if let Some(input) = report_input(&rep) {
+            // Persisted (with the lease's reaction) before the answer; a refusal is a 409
+            // naming the server's state.
+            let moved = inv
+                .apply_as(&actor, rep.boot_mac, &input)
+                .map_err(|e| {
+                    tracing::warn!(server = %rec.name, phase = rep.phase.as_str(), error = %e, "agent report refused");
+                    inv_err(e)
+                })?;
+            if let Some(state) = moved {
+                tracing::info!(server = %rec.name, phase = rep.phase.as_str(), state = state.name(), "agent phase done");
+            }
         }
         // Heartbeats of the ready phase are not timeline material; everything else is.
         if !(rep.ok && rep.phase == AgentPhase::Ready) {

@@ -23,6 +23,9 @@ use crate::store::Store;
 use crate::tls_server::Caller;
 use pxe::{BootDirectory, Gate};
 
+#[path = "agent_phase_tests.rs"]
+mod agent_phases;
+
 struct Fixture {
     _dir: tempfile::TempDir,
     api: Arc<Api>,
