@@ -1,7 +1,9 @@
 //! End-to-end: a tenant leases a server and releases it. The operator adds a VM and a tenant
 //! (admin socket); the tenant asks for a lease over HTTPS with its client certificate (curl
 //! with the credential bundle); the LM wakes the VM, the agent enrolls with the token from its
-//! kernel command line and runs its heartbeats over mutual TLS; the tenant releases the lease;
+//! kernel command line, reports its tunnel and transfer phases (skipped: the lease names no
+//! gateway), so the server runs and the lease is active, and runs its heartbeats over mutual
+//! TLS; the tenant releases the lease;
 //! the agent wipes, reports with its certificate and powers off; the LM revokes the
 //! certificate (CRL and audit), the server is idle and the lease ended. Needs root, QEMU and
 //! `scripts/lab-prepare.sh`; enabled with `--features lab/e2e`.
@@ -240,10 +242,13 @@ fn a_tenant_leases_a_server_the_agent_enrolls_and_wipes_on_release() {
     );
     vm.wait_for("AGENT-READY server=vm1", Duration::from_secs(30))
         .expect("ready");
+    // Ready comes after the agent's tunnel and transfer reports were answered (skipped: the
+    // lease names no gateway), so the server runs and the lease is active.
     let view: LeaseView = admin_json(&sock, "GET", &format!("/v1/leases/{lease}"));
     let server = &view.servers[0];
     assert_eq!(server.name, "vm1");
-    assert_eq!(server.state, "tunneling", "{view:?}");
+    assert_eq!(server.state, "running", "{view:?}");
+    assert_eq!(view.state, lm_api::LeaseState::Active, "{view:?}");
     assert_eq!(server.cert_serial.as_deref(), Some(serial.as_str()));
     let events = ndjson(&sock, &format!("/v1/leases/{lease}/events"));
     assert!(
@@ -252,6 +257,30 @@ fn a_tenant_leases_a_server_the_agent_enrolls_and_wipes_on_release() {
             .any(|e| e.action == "agent.enrolled" && e.detail.contains(&serial)),
         "{events:#?}"
     );
+    for (action, detail) in [
+        ("server.state", "enrolling -> tunneling"),
+        ("server.state", "tunneling -> transferring"),
+        ("server.state", "transferring -> running"),
+        ("lease.state", "provisioning -> active"),
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.action == action && e.detail == detail),
+            "no {action} {detail}: {events:#?}"
+        );
+    }
+    let shown = lm.show("vm1").expect("show");
+    for phase in [lm_api::AgentPhase::Tunnel, lm_api::AgentPhase::Transfer] {
+        assert!(
+            shown.timeline.iter().any(|t| matches!(
+                &t.kind,
+                lm_api::EventKind::AgentReport { phase: p, ok: true, .. } if *p == phase
+            )),
+            "no {} ok report in the timeline: {shown:?}",
+            phase.as_str()
+        );
+    }
     // A heartbeat over mutual TLS went through (the LM refuses anonymous ones now).
     std::thread::sleep(Duration::from_secs(3));
     assert!(

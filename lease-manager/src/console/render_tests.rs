@@ -155,3 +155,51 @@ fn tables_keep_hostile_cells_on_their_line() {
     );
     assert_eq!(t, "A         B\nx\\ny      1\n\\x1b[31m  2\n");
 }
+
+#[test]
+fn lease_pipeline_phases_in_show_and_watch() {
+    let b = BootId::from_random(0x2a);
+    let mut s = server("vm2", 2, ServerState::Running { boot_id: b }, Some(0xabc));
+    let report = |at_ms, phase, detail: &str| TimelineEntry {
+        at_ms,
+        boot_id: Some(b),
+        kind: EventKind::AgentReport {
+            phase,
+            ok: true,
+            detail: detail.into(),
+            attempt: 1,
+        },
+    };
+    s.timeline = vec![
+        report(T0, AgentPhase::Tunnel, "skipped=no gateway in the lease"),
+        report(
+            T0 + 2_500,
+            AgentPhase::Transfer,
+            "image=img-1 chunks=4 bytes=4194304 resumes=1 seconds=2.345",
+        ),
+    ];
+    assert_eq!(
+        server_show(&s),
+        "\
+Server    vm2 (52:54:00:00:00:02)
+State     running (boot 000000000000002a) since 2023-11-14T22:13:20Z
+Lease     l-0000000000000abc
+Reserved  - (dynamic pool)
+Facts     none yet (the agent reports them in its hello)
+Boot timeline (boot 000000000000002a)
+  TIME     EVENT         DETAIL
+  +0.000s  agent-report  tunnel ok (attempt 1) skipped=no gateway in the lease
+  +2.500s  agent-report  transfer ok (attempt 1) image=img-1 chunks=4 bytes=4194304 resumes=1 seconds=2.345
+"
+    );
+    assert_eq!(
+        timeline_line(&s.timeline[1], T0),
+        "  +  2.500s  agent-report    transfer ok (attempt 1) image=img-1 chunks=4 bytes=4194304 resumes=1 seconds=2.345"
+    );
+    s.state = ServerState::Transferring { boot_id: b };
+    assert!(
+        server_show(&s).contains("\nState     transferring (boot 000000000000002a) since "),
+        "{}",
+        server_show(&s)
+    );
+}
