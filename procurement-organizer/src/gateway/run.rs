@@ -9,7 +9,8 @@
 //!
 //! Start order: identity and pinned CA, first CRL, TUN device and WireGuard node, peers
 //! restored from `peers.json`, then the listeners (the private ones bind the tunnel address,
-//! which exists only once the TUN device has it), then `gateway ready`. IO.
+//! which exists only once the TUN device has it, and the TUN device itself), then
+//! `gateway ready`. IO.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,32 @@ async fn bind(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<TcpListen
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} ({key})"))
+}
+
+/// A listener for the private services: bound to `addr` and to the TUN device `device`
+/// (SO_BINDTODEVICE), so it accepts only connections that came in through the tunnel. Linux
+/// delivers a packet for any local address whatever interface it arrived on (the weak host
+/// model): without the device binding, a host in the data centre with a route to the tunnel
+/// network via the gateway's data-centre address would reach the image store and key service
+/// in the clear.
+fn bind_private(
+    addr: std::net::SocketAddr,
+    device: &str,
+    key: &str,
+) -> anyhow::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let listen = || -> std::io::Result<std::net::TcpListener> {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        s.bind_device(Some(device.as_bytes()))?;
+        s.bind(&addr.into())?;
+        s.listen(1024)?;
+        s.set_nonblocking(true)?;
+        Ok(s.into())
+    };
+    listen().and_then(TcpListener::from_std).with_context(|| {
+        format!("cannot listen on {addr} bound to the TUN device {device} ({key})")
+    })
 }
 
 /// A started gateway: its state and the tasks serving it (aborted on drop).
@@ -120,8 +147,16 @@ pub async fn start(
         "gateway.dc_address / gateway.register_port",
     )
     .await?;
-    let keys = bind(g.key_service_listen, "gateway.key_service_listen").await?;
-    let store = bind(g.image_store_listen, "gateway.image_store_listen").await?;
+    let keys = bind_private(
+        g.key_service_listen,
+        &g.tun_name,
+        "gateway.key_service_listen",
+    )?;
+    let store = bind_private(
+        g.image_store_listen,
+        &g.tun_name,
+        "gateway.image_store_listen",
+    )?;
     let store_app = store_router(Store {
         dir: images::store_dir(&cfg.state_dir),
         gw: gw.clone(),
