@@ -15,6 +15,8 @@
 //! - [`secret`]: the token and key bytes held in RAM, redacted and zeroed.
 //! - [`tunnel_plan`]: the gateway's registration answer checked against the enrollment, and
 //!   the tunnel built from it; [`transfer`]: the image store's answers and the resume policy.
+//! - [`startup_table`]: the start-up key table on the local disk; [`start_gate`]: the order of
+//!   the checks before a stored image may start.
 
 pub mod backoff;
 pub mod cmdline;
@@ -29,6 +31,8 @@ pub mod lm_exchange;
 pub mod lm_url;
 pub mod secret;
 pub mod sequence;
+pub mod start_gate;
+pub mod startup_table;
 pub mod transfer;
 pub mod tunnel_plan;
 
