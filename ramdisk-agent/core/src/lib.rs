@@ -16,13 +16,14 @@
 //! - [`tunnel_plan`]: the gateway's registration answer checked against the enrollment, and
 //!   the tunnel built from it; [`transfer`]: the image store's answers and the resume policy.
 //! - [`startup_table`]: the start-up key table on the local disk; [`start_gate`]: the order of
-//!   the checks before a stored image may start.
+//!   the checks before a stored image may start; [`disk_layout`]: the local disk's headers.
 
 pub mod backoff;
 pub mod cmdline;
 pub mod dhcp_client;
 pub mod dhcp_lease;
 pub mod dhcp_wire;
+pub mod disk_layout;
 pub mod facts;
 pub mod frame;
 pub mod http;
