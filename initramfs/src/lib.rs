@@ -7,9 +7,10 @@
 //! Pure cores (no IO): [`cpio`] (writer and strict reader), [`compress`], [`modules`]
 //! (`modules.dep` parsing and load order), [`secrets`] and [`pem`] (private keys never go in;
 //! only CERTIFICATE blocks as trust anchors), [`pin`] (`kernel.pin`), [`image`] (the layout),
-//! [`inspect`] (list/scan). IO shells: [`kernel`] (apt-get download, sha256, dpkg -x, depmod,
-//! cache) with its commands in [`tools`], and [`build`] (read inputs, write `initrd.img` and
-//! `vmlinuz`).
+//! [`inspect`] (list/scan), [`tenant_os`] (the tenant test OS image's layout). IO shells:
+//! [`kernel`] (apt-get download, sha256, dpkg -x, depmod, cache) with its commands in
+//! [`tools`], [`build`] (read inputs, write `initrd.img` and `vmlinuz`) and
+//! [`tenant_os_build`] (write `tenant-initrd.cpio.gz` around the static `tenant-init`).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,9 +40,12 @@ pub mod modules;
 pub mod pem;
 pub mod pin;
 pub mod secrets;
+pub mod tenant_os;
+pub mod tenant_os_build;
 pub mod tools;
 
 pub use build::{BuildError, BuildOutput, BuildSpec, DEFAULT_MODULES, FileMapping, build};
 pub use fsio::{human_bytes, sha256_file, sha256_hex};
 pub use kernel::{KernelDir, KernelError};
 pub use pin::{Pin, PinError};
+pub use tenant_os_build::{TenantBuildError, TenantOsOutput, build_tenant_os};

@@ -1,5 +1,5 @@
-//! `initramfs-build`: fetch the pinned kernel, build the agent's initramfs, list or scan an
-//! image. A dispatch table over the `initramfs` library; does IO (files, apt/dpkg/depmod,
+//! `initramfs-build`: fetch the pinned kernel, build the agent's initramfs or the tenant test
+//! OS image, list or scan an image. A dispatch table over the `initramfs` library; does IO (files, apt/dpkg/depmod,
 //! stdout). Progress goes to stderr, results to stdout.
 //!
 //! Exit codes: 0 success, 1 error, 3 `scan` found a private key.
@@ -38,6 +38,15 @@ enum Command {
     },
     /// Build DIR/initrd.img (gzip'd newc cpio) and copy the kernel to DIR/vmlinuz.
     Build(BuildArgs),
+    /// Build DIR/tenant-initrd.cpio.gz: the tenant test OS (/init = the static tenant-init).
+    TenantOs {
+        /// The static tenant-init binary; becomes /init.
+        #[arg(long)]
+        init: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the entries of an image (gzip'd or plain newc cpio).
     List {
         file: PathBuf,
@@ -160,6 +169,20 @@ fn build(args: BuildArgs) -> Result<()> {
     emit(&text)
 }
 
+fn tenant_os(init: &Path, out: &Path) -> Result<()> {
+    let output =
+        initramfs::build_tenant_os(init, out).context("building the tenant test OS image")?;
+    let size = output.size;
+    emit(&format!(
+        "{}  {}  {} ({size} bytes)\nentries: {}, cpio: {} bytes\n",
+        output.sha256,
+        output.initrd.display(),
+        human_bytes(size),
+        output.entries,
+        output.cpio_size
+    ))
+}
+
 /// Write to stdout; a closed pipe (`| head`) ends the output quietly instead of panicking.
 fn emit(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -210,6 +233,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             emit(&format!("{}\n", kernel.root.display()))?;
         }
         Command::Build(args) => build(args)?,
+        Command::TenantOs { init, out } => tenant_os(&init, &out)?,
         Command::List { file, json } => list(&file, json)?,
         Command::Scan { file } => return scan(&file),
     }
