@@ -23,7 +23,7 @@ use crate::https::{ClientIdentity, LmClient};
 use crate::net::{dhcp, link};
 use crate::pid1::Mode;
 use crate::tunnel::AgentTunnel;
-use crate::{console, facts, lease, modules, pid1, sys, transfer, tunnel};
+use crate::{console, facts, lease, modules, pid1, start, sys, transfer, tunnel};
 use po_api::ImageRef;
 use sealed_image::VerifyingKey;
 
@@ -38,6 +38,9 @@ pub struct Options {
     /// Where the verified (still encrypted) image is kept (`--image-dir` in not-init mode;
     /// [`IMAGE_DIR`] as PID 1).
     pub image_dir: PathBuf,
+    /// The local disk for the start-up key table and the image slot (`--disk` in not-init
+    /// mode; as PID 1 the first of [`crate::local_disk::CANDIDATES`] that exists).
+    pub disk: Option<PathBuf>,
 }
 
 /// Where PID 1 keeps the lease's sealed image (RAM: the initramfs root).
@@ -73,6 +76,8 @@ struct Agent<'a> {
     /// Transfer progress kept across attempts of the phase, and its result.
     resume: transfer::Resume,
     fetched: Option<transfer::Fetched>,
+    /// The image is on the local disk under its start-up key.
+    stored: bool,
 }
 
 fn fail(outcome: Outcome, error: anyhow::Error) -> Failure {
@@ -242,6 +247,7 @@ impl Agent<'_> {
                 self.report_done(phase, seq.attempt(), &detail, remaining)?;
                 Ok(detail)
             }
+            AgentPhase::Start => self.start_phase(seq.attempt(), remaining),
             AgentPhase::Ready | AgentPhase::Wipe => Err(fail(
                 Outcome::Fatal,
                 anyhow!("phase {} is not run by the bring-up loop", phase.as_str()),
@@ -350,6 +356,70 @@ impl Agent<'_> {
         ))
     }
 
+    /// Stores the image under a host-bound start-up key, passes the start gate and, as PID 1,
+    /// reboots into the tenant kernel (not-init mode stops after the gate and goes on to ready).
+    fn start_phase(
+        &mut self,
+        attempt: u32,
+        remaining: Option<Duration>,
+    ) -> Result<String, Failure> {
+        let Some(fetched) = self.fetched.as_ref() else {
+            return Ok("skipped=no-image".into());
+        };
+        let explicit = self.opts.disk.clone();
+        let Some(disk) = start::disk_path(explicit.as_deref()) else {
+            return Err(fail(
+                Outcome::Fatal,
+                anyhow!(
+                    "no local disk for the start-up key and the image (looked for {})",
+                    crate::local_disk::CANDIDATES.join(", ")
+                ),
+            ));
+        };
+        let (Some(lm), Some(args), Some(enrolled), Some(plan)) = (
+            self.lm.as_ref(),
+            self.args.as_ref(),
+            self.enrolled.as_ref(),
+            self.plan.as_ref(),
+        ) else {
+            return Err(fail(Outcome::Fatal, anyhow!("start without an enrollment")));
+        };
+        let lease = enrolled.lease.to_string();
+        let ctx = start::Ctx {
+            lm,
+            args,
+            lease: &lease,
+            not_after_ms: enrolled.not_after_ms,
+            fetched,
+            signing_key: VerifyingKey(plan.signing_key.0),
+            facts: &self.facts,
+            disk: &disk,
+        };
+        let (image, detail) = start::store_and_gate(&ctx, &mut self.stored)?;
+        let cmdline = crate::kexec::tenant_cmdline(&image.cmdline, &lease)
+            .map_err(|e| fail(Outcome::Fatal, e))?;
+        if self.opts.mode == Mode::NotInit {
+            return Ok(format!("{detail} kexec=skipped-not-init"));
+        }
+        crate::kexec::load(&image, &cmdline).map_err(|e| fail(Outcome::Fatal, e))?;
+        let detail = format!("{detail} kexec=loaded");
+        self.report_done(AgentPhase::Start, attempt, &detail, remaining)?;
+        console::phase_ok(AgentPhase::Start, &detail);
+        // Nothing of the lease stays in this kernel's memory but what kexec copied.
+        let wiped = self.wipe_tenant_side();
+        self.enrolled = None;
+        if let Some(mut e) = self.enrollment.take() {
+            e.token.wipe();
+        }
+        self.lm = None;
+        self.agent_key = None;
+        console::line(&start::kexec_marker(&image, &cmdline));
+        tracing::info!("tenant side closed before kexec: {wiped}");
+        drop(image);
+        let e = crate::kexec::reboot_into();
+        Err(fail(Outcome::Fatal, e))
+    }
+
     /// Tells the LM a lease phase is done (it moves the server on); a lost report fails the
     /// phase transiently, and its retry only reports again.
     fn report_done(
@@ -394,7 +464,26 @@ impl Agent<'_> {
                 }
             }
         }
-        format!("tunnel_closed={tunnel} image_files_removed={removed}")
+        let mut shredded = false;
+        if self.stored
+            && let (Some(e), Some(path)) = (
+                self.enrolled.as_ref(),
+                start::disk_path(self.opts.disk.as_deref()),
+            )
+        {
+            match crate::local_disk::LocalDisk::open(&path)
+                .and_then(|d| crate::startup_key::shred(&d, &e.lease.to_string()))
+            {
+                Ok(had) => {
+                    shredded = had;
+                    self.stored = false;
+                }
+                Err(err) => tracing::error!("destroying the start-up key: {err:#}"),
+            }
+        }
+        format!(
+            "tunnel_closed={tunnel} image_files_removed={removed} startup_key_destroyed={shredded}"
+        )
     }
 
     /// Bring-up done: prints the ready markers, sends heartbeats until the LM releases the
@@ -497,6 +586,7 @@ pub fn run(opts: Options, set_level: &dyn Fn(LogLevel)) -> String {
         tunnel: None,
         resume: transfer::Resume::default(),
         fetched: None,
+        stored: false,
     };
     let mut seq = Sequence::new(
         Policy::with_deadline_secs(DEFAULT_POWEROFF_SECS),

@@ -19,12 +19,17 @@ mod console;
 mod facts;
 mod gateway;
 mod hello;
+mod host_root;
 mod https;
+mod kexec;
 mod lease;
+mod local_disk;
 mod modules;
 mod net;
 mod pid1;
 mod pinned;
+mod start;
+mod startup_key;
 mod store;
 mod sys;
 mod transfer;
@@ -39,7 +44,9 @@ const USAGE: &str = "usage: ramdisk-agent [--not-init] [--cmdline TEXT] [--ca PA
     mounts, module loading or power-off and exits with status 1 where it would power off.\n\
     --cmdline TEXT  use TEXT instead of /proc/cmdline\n\
     --ca PATH       trust PATH instead of /etc/lease-manager/ca.pem\n\
-    --image-dir DIR keep the lease's sealed image in DIR instead of /run/lease-image";
+    --image-dir DIR keep the lease's sealed image in DIR instead of /run/lease-image\n\
+    --disk PATH     the local disk (a block device or a file) for the start-up key table and\n\
+                    the image slot; without it the start phase looks for /dev/vda and others";
 
 /// Parses argv for a process that is not PID 1.
 fn parse_args(args: impl Iterator<Item = String>) -> Result<bringup::Options, String> {
@@ -48,6 +55,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<bringup::Options, St
         cmdline: None,
         ca_path: https::CA_PATH.into(),
         image_dir: bringup::IMAGE_DIR.into(),
+        disk: None,
     };
     let mut args = args.peekable();
     while let Some(a) = args.next() {
@@ -58,6 +66,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<bringup::Options, St
             "--image-dir" => {
                 opts.image_dir = args.next().ok_or("--image-dir needs a value")?.into()
             }
+            "--disk" => opts.disk = Some(args.next().ok_or("--disk needs a value")?.into()),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -81,6 +90,7 @@ fn main() {
             cmdline: None,
             ca_path: https::CA_PATH.into(),
             image_dir: bringup::IMAGE_DIR.into(),
+            disk: None,
         }
     } else {
         match parse_args(std::env::args().skip(1)) {

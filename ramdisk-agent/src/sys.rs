@@ -21,6 +21,13 @@ pub fn now() -> Duration {
     Duration::new(secs, nanos)
 }
 
+/// Wall-clock time, ms since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// A random value for transaction ids and jitter (not for keys: those come from rustls/ring).
 ///
 /// Uses `getrandom(GRND_INSECURE)`, which never blocks even before the kernel's pool is seeded

@@ -74,6 +74,10 @@ pub struct Resume {
 #[derive(Debug)]
 pub struct Fetched {
     pub image: ImageRef,
+    pub epoch: u32,
+    /// The image key, kept (zeroized on drop) for the start phase to wrap under the start-up
+    /// key; never written anywhere in the clear.
+    pub key: ImageKey,
     pub chunks: u64,
     pub bytes: u64,
     pub resumes: u32,
@@ -184,7 +188,6 @@ pub fn run(
         .map_err(refuse)?;
     let key = (src.fetch_key)(image, manifest.key_epoch)?;
     let opener = Opener::new(&manifest, &key).map_err(refuse)?;
-    drop(key);
 
     fs::create_dir_all(dir).map_err(|e| {
         fail(
@@ -243,6 +246,8 @@ pub fn run(
     })?;
     Ok(Fetched {
         image,
+        epoch: manifest.key_epoch.0,
+        key,
         chunks: manifest.chunk_count,
         bytes: manifest.chunks_file_len(),
         resumes: progress.resumes,

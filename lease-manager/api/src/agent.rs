@@ -56,6 +56,9 @@ pub enum AgentPhase {
     Tunnel,
     /// Pulling the sealed image through the tunnel and verifying every chunk.
     Transfer,
+    /// Storing the image on the local disk under a host-bound start-up key, passing the start
+    /// gate, and starting the tenant OS with kexec.
+    Start,
     /// Up and waiting for work, sending heartbeats.
     Ready,
     /// The lease was released: wiping what the lease left on the host, then power-off.
@@ -75,6 +78,7 @@ impl AgentPhase {
             Self::Enroll => "enroll",
             Self::Tunnel => "tunnel",
             Self::Transfer => "transfer",
+            Self::Start => "start",
             Self::Ready => "ready",
             Self::Wipe => "wipe",
         }

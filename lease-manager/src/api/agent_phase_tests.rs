@@ -275,17 +275,17 @@ async fn a_report_that_crosses_the_release_changes_nothing() {
 
 /// Every phase the agent can report, in its order; the match breaks the build when a phase is
 /// added without being listed here.
-const PHASES: [AgentPhase; 11] = {
+const PHASES: [AgentPhase; 12] = {
     use AgentPhase::*;
     const fn listed(p: AgentPhase) {
         match p {
-            Init | Modules | Link | Dhcp | Facts | Hello | Enroll | Tunnel | Transfer | Ready
-            | Wipe => {}
+            Init | Modules | Link | Dhcp | Facts | Hello | Enroll | Tunnel | Transfer | Start
+            | Ready | Wipe => {}
         }
     }
     listed(Init);
     [
-        Init, Modules, Link, Dhcp, Facts, Hello, Enroll, Tunnel, Transfer, Ready, Wipe,
+        Init, Modules, Link, Dhcp, Facts, Hello, Enroll, Tunnel, Transfer, Start, Ready, Wipe,
     ]
 };
 

@@ -7,6 +7,8 @@
 //! ```text
 //!  0        "LSDISK01" | u32 key table length | [32] SHA-256 of the table      (4 KiB block)
 //!  4 KiB    the start-up key table (startup_table), at most TABLE_MAX bytes
+//!  68 KiB   host root blob: "LSROOT01" | u32 length | [32] SHA-256 | the TPM-sealed host
+//!           root (agent-tpm's SealedBlob; absent in the weak mode)
 //!  1 MiB    slot header: "LSSLOT01" | u8 lease length | lease id | [16] image id | u32 epoch
 //!           | u32 manifest length | u64 chunks length | [12] nonce | [48] image key wrapped
 //!           under the start-up key | [32] SHA-256 of the header so far        (4 KiB block)
@@ -29,6 +31,11 @@ pub const BLOCK: u64 = 4096;
 pub const TABLE_OFFSET: u64 = BLOCK;
 /// Largest key table.
 pub const TABLE_MAX: u64 = 64 * 1024;
+/// Where the TPM-sealed host root is kept.
+pub const ROOT_OFFSET: u64 = TABLE_OFFSET + TABLE_MAX;
+/// Largest host root record.
+pub const ROOT_MAX: u64 = 64 * 1024;
+pub const ROOT_MAGIC: &[u8; 8] = b"LSROOT01";
 /// Where the slot header starts.
 pub const SLOT_OFFSET: u64 = 1024 * 1024;
 /// Where the manifest starts.
@@ -84,6 +91,43 @@ impl DiskHeader {
             table_sha256,
         })
     }
+}
+
+/// The host root record for `blob`.
+pub fn encode_root(blob: &[u8], sha256: &dyn Fn(&[u8]) -> [u8; 32]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(44 + blob.len());
+    v.extend_from_slice(ROOT_MAGIC);
+    v.extend_from_slice(&(blob.len() as u32).to_be_bytes());
+    v.extend_from_slice(&sha256(blob));
+    v.extend_from_slice(blob);
+    v
+}
+
+/// The blob in a host root record (the region's bytes from [`ROOT_OFFSET`]); `None` if the
+/// disk has none.
+pub fn decode_root<'a>(
+    b: &'a [u8],
+    sha256: &dyn Fn(&[u8]) -> [u8; 32],
+) -> Result<Option<&'a [u8]>, LayoutError> {
+    if b.len() < 8 || &b[..8] != ROOT_MAGIC {
+        return Ok(None);
+    }
+    let damaged = |why: String| LayoutError::Damaged {
+        what: "host root record",
+        why,
+    };
+    if b.len() < 44 {
+        return Err(damaged("truncated".into()));
+    }
+    let len = u32::from_be_bytes([b[8], b[9], b[10], b[11]]) as usize;
+    if len as u64 > ROOT_MAX - 44 || b.len() < 44 + len {
+        return Err(damaged(format!("blob length {len}")));
+    }
+    let blob = &b[44..44 + len];
+    if sha256(blob) != b[12..44] {
+        return Err(damaged("checksum mismatch".into()));
+    }
+    Ok(Some(blob))
 }
 
 /// The slot header: what the slot holds and the image key, wrapped under the start-up key.

@@ -86,6 +86,20 @@ fn damaged_or_missing_headers_are_refused() {
     ));
 }
 
+#[test]
+fn host_root_records_round_trip_and_damage_is_refused() {
+    let rec = encode_root(b"sealed-blob-bytes", &digest);
+    assert_eq!(decode_root(&rec, &digest), Ok(Some(&b"sealed-blob-bytes"[..])));
+    assert_eq!(decode_root(&[0; 64], &digest), Ok(None));
+    let mut bad = rec.clone();
+    bad[50] ^= 1;
+    assert!(decode_root(&bad, &digest).is_err());
+    assert!(decode_root(&rec[..rec.len() - 1], &digest).is_err());
+    let mut huge = rec.clone();
+    huge[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(decode_root(&huge, &digest).is_err());
+}
+
 proptest! {
     #[test]
     fn any_header_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
@@ -94,5 +108,9 @@ proptest! {
         let mut framed = SLOT_MAGIC.to_vec();
         framed.extend_from_slice(&bytes);
         let _ = SlotHeader::decode(&framed, &digest);
+        let _ = decode_root(&bytes, &digest);
+        let mut framed = ROOT_MAGIC.to_vec();
+        framed.extend_from_slice(&bytes);
+        let _ = decode_root(&framed, &digest);
     }
 }

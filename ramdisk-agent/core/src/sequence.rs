@@ -19,7 +19,8 @@
 //!   forever.
 //!
 //! A leased boot (`lm.lease` on the command line, [`Sequence::set_enroll`]) runs
-//! [`AgentPhase::Enroll`], [`AgentPhase::Tunnel`] and [`AgentPhase::Transfer`] between `Hello`
+//! [`AgentPhase::Enroll`], [`AgentPhase::Tunnel`], [`AgentPhase::Transfer`] and
+//! [`AgentPhase::Start`] between `Hello`
 //! and `Ready`, under the same deadline.
 
 use std::fmt;
@@ -132,7 +133,8 @@ pub fn following(phase: AgentPhase, enroll: bool) -> Option<AgentPhase> {
         Hello => Ready,
         Enroll => Tunnel,
         Tunnel => Transfer,
-        Transfer => Ready,
+        Transfer => Start,
+        Start => Ready,
         Ready | Wipe => return None,
     })
 }

@@ -232,7 +232,7 @@ fn a_leased_boot_enrolls_between_hello_and_ready() {
     assert_eq!(
         ran,
         vec![
-            Init, Modules, Link, Dhcp, Facts, Hello, Enroll, Tunnel, Transfer, Ready
+            Init, Modules, Link, Dhcp, Facts, Hello, Enroll, Tunnel, Transfer, Start, Ready
         ]
     );
 }
@@ -282,6 +282,8 @@ fn enrollment_is_bring_up_fatal_ends_it_transient_retries_until_the_deadline() {
     let mut seq = enrolling(10);
     assert_eq!(seq.on_outcome(Outcome::Ok, secs(8), 0), Next::Run(Tunnel));
     assert_eq!(seq.on_outcome(Outcome::Ok, secs(9), 0), Next::Run(Transfer));
+    assert!(!seq.is_up());
+    assert_eq!(seq.on_outcome(Outcome::Ok, secs(9), 0), Next::Run(Start));
     assert!(!seq.is_up());
     assert_eq!(seq.on_outcome(Outcome::Ok, secs(50), 0), Next::Run(Ready));
     assert!(seq.is_up());
