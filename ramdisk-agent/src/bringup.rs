@@ -367,7 +367,11 @@ impl Agent<'_> {
             return Ok("skipped=no-image".into());
         };
         let explicit = self.opts.disk.clone();
-        let Some(disk) = start::disk_path(explicit.as_deref()) else {
+        let pid1 = self.opts.mode == Mode::Init;
+        if !pid1 && explicit.is_none() {
+            return Ok("skipped=no-disk-given-not-init".into());
+        }
+        let Some(disk) = start::disk_path(explicit.as_deref(), pid1) else {
             return Err(fail(
                 Outcome::Fatal,
                 anyhow!(
@@ -468,7 +472,7 @@ impl Agent<'_> {
         if self.stored
             && let (Some(e), Some(path)) = (
                 self.enrolled.as_ref(),
-                start::disk_path(self.opts.disk.as_deref()),
+                start::disk_path(self.opts.disk.as_deref(), self.opts.mode == Mode::Init),
             )
         {
             match crate::local_disk::LocalDisk::open(&path)

@@ -44,9 +44,15 @@ pub fn identity(facts: &HardwareFacts) -> HostIdentity {
     }
 }
 
-/// Where the local disk is: `--disk` (not-init mode), else the first block device found.
-pub fn disk_path(explicit: Option<&Path>) -> Option<PathBuf> {
-    explicit.map(Path::to_path_buf).or_else(local_disk::find)
+/// Where the local disk is: `--disk` (not-init mode), else, as PID 1 only, the first block
+/// device found. A process that is not PID 1 never looks for a disk of its own: on a
+/// developer's or CI machine `/dev/sda` is the machine's own disk.
+pub fn disk_path(explicit: Option<&Path>, pid1: bool) -> Option<PathBuf> {
+    match explicit {
+        Some(p) => Some(p.to_path_buf()),
+        None if pid1 => local_disk::find(),
+        None => None,
+    }
 }
 
 /// What the phase needs from the bring-up.
