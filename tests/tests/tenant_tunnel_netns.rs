@@ -312,7 +312,11 @@ fn an_agent_downloads_a_sealed_image_through_the_tunnel_resumes_after_a_gateway_
 
     let image_dir = w.dir.join("agent-images");
     std::fs::create_dir_all(&image_dir).unwrap();
-    let agent = w.start_agent(&cmdline, &image_dir).expect("agent");
+    let disk = w.dir.join("server-disk.img");
+    std::fs::File::create(&disk)
+        .and_then(|f| f.set_len(64 << 20))
+        .expect("disk file");
+    let agent = w.start_agent(&cmdline, &image_dir, &disk).expect("agent");
     let enrolled = agent
         .wait_for(
             &format!("AGENT-ENROLLED lease={lease}"),
@@ -333,6 +337,38 @@ fn an_agent_downloads_a_sealed_image_through_the_tunnel_resumes_after_a_gateway_
 
     let (gw2, ok) = kill_gateway_mid_transfer(&w, t0, &agent, &gw1, &lease, &s);
     stamp(t0, &ok);
+    // The start phase: stored under a start-up key, every gate step passed against the disk
+    // (with the LM's word on the lease), no kexec outside PID 1.
+    let start = agent
+        .wait_for("AGENT-PHASE start ok", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("no start phase: {e}"));
+    stamp(t0, &start.text);
+    assert!(
+        start.text.contains("kexec=skipped-not-init"),
+        "{}",
+        start.text
+    );
+    for step in [
+        "key-entry",
+        "key-unwraps",
+        "image-slot",
+        "image-verifies",
+        "lease-valid",
+    ] {
+        agent
+            .wait_for(&format!("AGENT-GATE {step} ok"), Duration::from_secs(1))
+            .unwrap_or_else(|e| panic!("gate step {step}: {e}"));
+    }
+    let stored = std::fs::read(&disk).expect("disk");
+    assert!(
+        !stored.windows(marker.len()).any(|w| w == marker.as_bytes()),
+        "the server's disk holds image plaintext"
+    );
+    assert_eq!(
+        &stored[1 << 20..(1 << 20) + 8],
+        b"LSSLOT01",
+        "the slot is written"
+    );
     let ready = agent
         .wait_for(
             &format!("AGENT-READY server={SERVER}"),
@@ -348,17 +384,28 @@ fn an_agent_downloads_a_sealed_image_through_the_tunnel_resumes_after_a_gateway_
     let reports = captures.map(|c| c.finish().expect("capture"));
     let sealed_report = sealed_capture.finish().expect("capture");
 
-    // The agent kept exactly the sealed bytes.
-    for (suffix, want) in [("manifest", &s.manifest), ("chunks", &s.chunks)] {
-        let got = std::fs::read(image_dir.join(format!("{image}.{suffix}")))
-            .unwrap_or_else(|e| panic!("the agent's {image}.{suffix}: {e}"));
+    // The agent's disk slot holds exactly the sealed bytes (manifest after the slot header,
+    // chunks from the next 4 KiB block), and its RAM copy is gone.
+    let slot_data = (1 << 20) + 4096;
+    let chunks_at = slot_data + s.manifest.len().div_ceil(4096) * 4096;
+    for (what, at, want) in [
+        ("manifest", slot_data, &s.manifest),
+        ("chunks", chunks_at, &s.chunks),
+    ] {
+        let got = stored.get(at..at + want.len()).unwrap_or(&[]);
         assert!(
-            &got == want,
-            "the agent's {image}.{suffix} ({} bytes) is not the sealed one ({} bytes)",
-            got.len(),
-            want.len()
+            got == want.as_slice(),
+            "the {what} of {image} in the disk slot is not the sealed one"
         );
     }
+    let ram: Vec<_> = std::fs::read_dir(&image_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        ram.is_empty(),
+        "the RAM copy stayed after the store: {ram:?}"
+    );
 
     // Nothing of the image crossed the data-centre segment outside WireGuard.
     for (port, r) in [&w.srv_port, &w.gw_port].iter().zip(&reports) {
@@ -428,6 +475,17 @@ fn an_agent_downloads_a_sealed_image_through_the_tunnel_resumes_after_a_gateway_
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "the wipe left image files: {left:?}");
+    // Crypto-shred: the key table is empty and the slot header (the wrapped image key) zeroed.
+    let wiped = std::fs::read(&disk).expect("disk");
+    assert_eq!(
+        &wiped[4096..4108],
+        b"LSKTAB1\n\0\0\0\0",
+        "the key table still has entries"
+    );
+    assert!(
+        wiped[1 << 20..(1 << 20) + 4096].iter().all(|b| *b == 0),
+        "the slot header survived the wipe"
+    );
     w.lm.wait_server(SERVER, Duration::from_secs(30), |v| {
         v.state.name() == "idle"
     })

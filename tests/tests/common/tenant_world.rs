@@ -316,13 +316,21 @@ impl World {
     }
 
     /// Starts the agent in the lease server's namespace with `cmdline` as its kernel command
-    /// line, keeping the image it downloads in `image_dir`.
-    pub fn start_agent(&self, cmdline: &str, image_dir: &Path) -> Result<Arc<Process>> {
+    /// line, keeping the image it downloads in `image_dir` and storing it under its start-up
+    /// key on `disk` (a file standing in for the server's local disk).
+    pub fn start_agent(
+        &self,
+        cmdline: &str,
+        image_dir: &Path,
+        disk: &Path,
+    ) -> Result<Arc<Process>> {
         let mut cmd = Command::new(&self.bins.agent);
         cmd.args(["--not-init", "--cmdline", cmdline, "--ca"])
             .arg(&self.ca_pem)
             .arg("--image-dir")
-            .arg(image_dir);
+            .arg(image_dir)
+            .arg("--disk")
+            .arg(disk);
         self.lab.run_in(&self.srv_ns, "agent", &cmd)
     }
 }
