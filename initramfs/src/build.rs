@@ -18,7 +18,7 @@ use crate::kernel::KernelDir;
 use crate::modules::{ModulesDep, ModulesError};
 
 /// The modules a lab guest needs when nothing else is asked for.
-pub const DEFAULT_MODULES: &str = "virtio_pci virtio_net e1000 e1000e tun";
+pub const DEFAULT_MODULES: &str = "virtio_pci virtio_net virtio_blk e1000 e1000e tun";
 /// File name of the image in the output directory.
 pub const INITRD_NAME: &str = "initrd.img";
 /// File name of the kernel copy in the output directory.

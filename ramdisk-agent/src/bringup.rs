@@ -403,14 +403,17 @@ impl Agent<'_> {
         let cmdline = crate::kexec::tenant_cmdline(&image.cmdline, &lease)
             .map_err(|e| fail(Outcome::Fatal, e))?;
         if self.opts.mode == Mode::NotInit {
-            return Ok(format!("{detail} kexec=skipped-not-init"));
+            let detail = format!("{detail} kexec=skipped-not-init");
+            self.report_done(AgentPhase::Start, attempt, &detail, remaining)?;
+            return Ok(detail);
         }
         crate::kexec::load(&image, &cmdline).map_err(|e| fail(Outcome::Fatal, e))?;
         let detail = format!("{detail} kexec=loaded");
         self.report_done(AgentPhase::Start, attempt, &detail, remaining)?;
         console::phase_ok(AgentPhase::Start, &detail);
-        // Nothing of the lease stays in this kernel's memory but what kexec copied.
-        let wiped = self.wipe_tenant_side();
+        // Nothing of the lease stays in this kernel's memory but what kexec copied; the disk
+        // keeps the image and its wrapped start-up key for a reboot within the lease.
+        let wiped = self.close_tenant_session();
         self.enrolled = None;
         if let Some(mut e) = self.enrollment.take() {
             e.token.wipe();
@@ -453,21 +456,10 @@ impl Agent<'_> {
         })
     }
 
-    /// What the lease left on the host besides the certificate: the tunnel and the image.
+    /// What the lease left on the host besides the certificate: the tunnel, the image and its
+    /// start-up key (crypto-shred).
     fn wipe_tenant_side(&mut self) -> String {
-        let tunnel = self.tunnel.take().map(AgentTunnel::shutdown).is_some();
-        self.gateway = None;
-        self.plan = None;
-        self.identity = None;
-        let mut removed = 0;
-        if let Some(f) = self.fetched.take() {
-            for p in [&f.manifest, &f.chunks_file] {
-                match std::fs::remove_file(p) {
-                    Ok(()) => removed += 1,
-                    Err(e) => tracing::warn!("removing {}: {e}", p.display()),
-                }
-            }
-        }
+        let closed = self.close_tenant_session();
         let mut shredded = false;
         if self.stored
             && let (Some(e), Some(path)) = (
@@ -485,9 +477,26 @@ impl Agent<'_> {
                 Err(err) => tracing::error!("destroying the start-up key: {err:#}"),
             }
         }
-        format!(
-            "tunnel_closed={tunnel} image_files_removed={removed} startup_key_destroyed={shredded}"
-        )
+        format!("{closed} startup_key_destroyed={shredded}")
+    }
+
+    /// Closes the tunnel and drops the gateway session and the RAM copy of the image; the
+    /// stored image and its start-up key stay (before kexec, and for a reboot in the lease).
+    fn close_tenant_session(&mut self) -> String {
+        let tunnel = self.tunnel.take().map(AgentTunnel::shutdown).is_some();
+        self.gateway = None;
+        self.plan = None;
+        self.identity = None;
+        let mut removed = 0;
+        if let Some(f) = self.fetched.take() {
+            for p in [&f.manifest, &f.chunks_file] {
+                match std::fs::remove_file(p) {
+                    Ok(()) => removed += 1,
+                    Err(e) => tracing::warn!("removing {}: {e}", p.display()),
+                }
+            }
+        }
+        format!("tunnel_closed={tunnel} image_files_removed={removed}")
     }
 
     /// Bring-up done: prints the ready markers, sends heartbeats until the LM releases the

@@ -13,6 +13,11 @@
 //! AGENT-ENROLLED lease=<id> server=<name> serial=<hex> not_after_ms=<n>
 //! AGENT-PROGRESS transfer image=<id> chunks=<verified>/<total>
 //! AGENT-RESUME transfer image=<id> from_chunk=<n> resumes=<n> reason=<error chain>
+//! AGENT-PROGRESS store image=<id> bytes=<done>/<total>
+//! AGENT-GATE <step> ok
+//! AGENT-GATE <step> refused <reason>
+//! AGENT-GATE shred lease=<id> startup_key_destroyed=<bool>
+//! AGENT-KEXEC image=<id> step=start cmdline_bytes=<n>
 //! AGENT-WIPED lease=<id>|none
 //! AGENT-POWEROFF <reason>
 //! ```

@@ -2,8 +2,8 @@
 //! (`agent-tpm`; the sealed blob lives on the local disk, only this TPM can unseal it), or,
 //! on a host without a TPM, the weak key derived from the host's identity. IO shell.
 //!
-//! Storing (a new lease) reuses the disk's root if this TPM unseals it and seals a new one
-//! otherwise; the gate only ever unseals: a blob from another TPM, or none, fails the gate at
+//! Storing (a new lease) seals a fresh root to this TPM, replacing the disk's old one; the gate
+//! only ever unseals: a blob from another TPM, or none, fails the gate at
 //! "key unwraps on this host".
 
 use agent_tpm::{DEFAULT_DEVICES, DeviceTransport, SealedBlob, Tpm, TpmError};
@@ -55,12 +55,9 @@ pub fn for_install(
     if tpm_device().is_none() {
         return HostRoot::weak(id);
     }
+    // Every lease gets a fresh root: install removes every older entry anyway, and a root a
+    // past tenant might have unsealed (the tenant OS runs on this TPM) opens nothing later.
     let mut tpm = open_tpm()?;
-    match unseal_from(disk, &mut tpm) {
-        Ok(Some(root)) => return Ok(root),
-        Ok(None) => {}
-        Err(e) => tracing::warn!("{e:#}; sealing a new host root to this TPM"),
-    }
     let mut key = Zeroizing::new([0u8; 32]);
     rng.fill(&mut key[..])
         .map_err(|_| anyhow!("no randomness for the host root"))?;

@@ -134,13 +134,18 @@ pub fn gate(
     disk: &LocalDisk,
     root: Result<&HostRoot, String>,
 ) -> Result<Startable, Failure> {
-    let mut ask = || ask_lm(c.lm, c.args);
+    let released = std::cell::Cell::new(false);
+    let mut ask = || {
+        let word = ask_lm(c.lm, c.args);
+        released.set(word == LeaseWord::Release);
+        word
+    };
     let mut g = DiskGate {
         disk,
         lease: c.lease,
         root,
         ask_lm: &mut ask,
-        now_ms: sys::unix_ms(),
+        now_ms: &sys::unix_ms,
         sink: &startup_key::memfd,
     };
     start_gate::run(&mut g, &mut |step| {
@@ -152,6 +157,16 @@ pub fn gate(
             r.step.as_str(),
             console::one_line(&r.reason)
         ));
+        // The LM says the lease is over: its start-up key goes now (crypto-shred).
+        if released.get() {
+            match startup_key::shred(disk, c.lease) {
+                Ok(had) => console::line(&format!(
+                    "AGENT-GATE shred lease={} startup_key_destroyed={had}",
+                    c.lease
+                )),
+                Err(e) => tracing::error!("destroying the start-up key: {e:#}"),
+            }
+        }
         fail(Outcome::Fatal, anyhow!(r))
     })
 }

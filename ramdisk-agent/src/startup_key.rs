@@ -60,11 +60,13 @@ impl HostRoot {
         if id.smbios_uuid.is_empty() && id.smbios_serial.is_empty() && id.macs.is_empty() {
             bail!("the host has no SMBIOS UUID, serial or MAC to derive a weak root from");
         }
-        let mut macs = id.macs.clone();
+        let mut macs: Vec<String> = id.macs.iter().map(|m| m.to_ascii_lowercase()).collect();
         macs.sort();
         let mut disks = id.disk_serials.clone();
         disks.sort();
         let mut ikm = Zeroizing::new(Vec::new());
+        ikm.extend_from_slice(&(macs.len() as u32).to_be_bytes());
+        ikm.extend_from_slice(&(disks.len() as u32).to_be_bytes());
         for part in [&id.smbios_uuid, &id.smbios_serial]
             .into_iter()
             .chain(macs.iter())
@@ -234,7 +236,14 @@ pub fn install(
 /// Destroys the lease's start-up key (crypto-shred): its table entry goes (synced), then the
 /// slot header with the wrapped image key. True if there was an entry.
 pub fn shred(disk: &LocalDisk, lease: &str) -> anyhow::Result<bool> {
-    let mut table = disk.read_table()?;
+    // A table that cannot be read is replaced by an empty one: a shred never keeps keys.
+    let mut table = match disk.read_table() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("{e:#}: writing an empty key table");
+            agent_core::startup_table::KeyTable::default()
+        }
+    };
     let had = table.remove(lease);
     disk.write_table(&table)?;
     if let Ok(h) = disk.read_slot_header()
@@ -262,7 +271,8 @@ pub struct DiskGate<'a> {
     pub root: Result<&'a HostRoot, String>,
     /// Asks the LM about the lease (step 5).
     pub ask_lm: &'a mut dyn FnMut() -> LeaseWord,
-    pub now_ms: u64,
+    /// The wall clock (ms since the Unix epoch), read when step 5 runs.
+    pub now_ms: &'a dyn Fn() -> u64,
     /// Where plaintext goes: `sink(section name)` gives a RAM-only file.
     pub sink: &'a dyn Fn(&str) -> anyhow::Result<File>,
 }
@@ -328,7 +338,7 @@ impl GateChecks for DiskGate<'_> {
 
     fn lease_valid(&mut self, entry: &TableEntry) -> Result<(), String> {
         let word = (self.ask_lm)();
-        start_gate::lease_valid(entry, &word, self.now_ms)
+        start_gate::lease_valid(entry, &word, (self.now_ms)())
     }
 }
 

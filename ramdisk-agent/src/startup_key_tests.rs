@@ -93,7 +93,7 @@ fn gate(disk: &LocalDisk, root: &HostRoot, word: LeaseWord) -> Result<Startable,
         lease: LEASE,
         root: Ok(root),
         ask_lm: &mut ask,
-        now_ms: NOW,
+        now_ms: &|| NOW,
         sink: &|name| memfd(name),
     };
     start_gate::run(&mut g, &mut |_| {})

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use lab::lm::{Artifacts, LabLm, LmOptions};
 use lab::netns::Netns;
-use lab::{Lab, LabSpec, MacAddr, Process};
+use lab::{Lab, LabSpec, MacAddr, Process, VmHandle, VmSpec};
 
 use crate::helpers::http_get;
 
@@ -164,42 +164,68 @@ pub struct World {
     pub dir: PathBuf,
 }
 
+/// A lease server that is a QEMU VM (PXE boot through the lab) instead of the agent process
+/// in a namespace.
+#[derive(Debug)]
+pub struct VmServer {
+    /// The lab's boot files (`scripts/lab-prepare.sh`): kernel, agent initramfs, pinned CA.
+    pub art: Artifacts,
+    pub spec: VmSpec,
+}
+
 impl World {
     /// Namespaces, LM, the server in the inventory, tenant `acme` with its bundle, the
     /// organizer's config. Nothing of the tenant runs yet.
     pub fn build(bins: Bins) -> Result<World> {
+        Self::build_with(bins, None).map(|(w, _)| w)
+    }
+
+    /// Like [`World::build`]; with `vm`, the lab also runs RA and WoL, the LM serves the lab's
+    /// real boot files with the lab CA, and the VM (registered with the lab, woken by the LM)
+    /// is the server in the inventory.
+    pub fn build_with(bins: Bins, vm: Option<VmServer>) -> Result<(World, Option<VmHandle>)> {
         let lab = Lab::start(LabSpec {
-            prefix: "tt".into(),
-            ra: false,
-            wol: false,
+            prefix: if vm.is_some() { "tv" } else { "tt" }.into(),
+            ra: vm.is_some(),
+            wol: vm.is_some(),
             ..LabSpec::default()
         })?;
         let dir = lab.log_dir().join("work");
         std::fs::create_dir_all(&dir)?;
 
-        // The LM's boot files are never fetched here; its CA is made for the run.
-        let art = Artifacts {
-            dir: dir.join("lm-artifacts"),
-            bin_dir: bins.dir.clone(),
+        let (art, handle, server) = match vm {
+            Some(v) => {
+                let server = (v.spec.name.clone(), v.spec.mac);
+                let handle = lab.register_vm(v.spec)?;
+                (v.art, Some(handle), server)
+            }
+            None => {
+                // The LM's boot files are never fetched here; its CA is made for the run.
+                let art = Artifacts {
+                    dir: dir.join("lm-artifacts"),
+                    bin_dir: bins.dir.clone(),
+                };
+                std::fs::create_dir_all(art.dir.join("boot"))?;
+                for f in [art.kernel(), art.initrd()] {
+                    std::fs::write(&f, b"not booted by the tenant tunnel test\n")?;
+                }
+                run(
+                    "lease-manager ca init",
+                    Command::new(&bins.lease_manager)
+                        .args(["ca", "init", "--dir"])
+                        .arg(art.ca_dir()),
+                )?;
+                (art, None, (SERVER.to_string(), SERVER_MAC))
+            }
         };
-        std::fs::create_dir_all(art.dir.join("boot"))?;
-        for f in [art.kernel(), art.initrd()] {
-            std::fs::write(&f, b"not booted by the tenant tunnel test\n")?;
-        }
         let ca_dir = art.ca_dir();
-        run(
-            "lease-manager ca init",
-            Command::new(&bins.lease_manager)
-                .args(["ca", "init", "--dir"])
-                .arg(&ca_dir),
-        )?;
         let lm = LabLm::start(
             &lab,
             &art,
             &LmOptions {
                 heartbeat_secs: 1,
                 wake_attempts: 3,
-                wake_confirm_ms: 20_000,
+                wake_confirm_ms: if handle.is_some() { 30_000 } else { 20_000 },
                 bin: Some(bins.lease_manager.clone()),
                 ..LmOptions::default()
             },
@@ -221,7 +247,7 @@ impl World {
         ])?;
         srv_ns.set_sysctl(&format!("net/ipv6/conf/{SERVER_IF}/disable_ipv6"), "1")?;
 
-        lm.console(&["server", "add", SERVER, "--mac", &SERVER_MAC.to_string()])?;
+        lm.console(&["server", "add", &server.0, "--mac", &server.1.to_string()])?;
         let bundle = dir.join("acme-bundle.json");
         lm.console(&[
             "tenant",
@@ -261,18 +287,21 @@ impl World {
             &po.config,
             text.replace("# lm_poll_secs = 3", "lm_poll_secs = 1"),
         )?;
-        Ok(World {
-            ca_pem: ca_dir.join("ca.pem"),
-            lab,
-            lm,
-            gw_ns,
-            srv_ns,
-            gw_port,
-            srv_port,
-            bins,
-            po,
-            dir,
-        })
+        Ok((
+            World {
+                ca_pem: ca_dir.join("ca.pem"),
+                lab,
+                lm,
+                gw_ns,
+                srv_ns,
+                gw_port,
+                srv_port,
+                bins,
+                po,
+                dir,
+            },
+            handle,
+        ))
     }
 
     /// Starts `procurement-organizer gateway run` in the gateway's namespace and waits for

@@ -1,0 +1,213 @@
+//! End-to-end in QEMU, the whole lease (issue 5): the tenant seals the lab's test OS (the
+//! pinned Debian kernel and the tenant-init initramfs) with the organizer and runs its gateway;
+//! asks for a lease naming the image; the LM wakes the VM over WoL, it PXE-boots the agent,
+//! which enrolls, builds the WireGuard tunnel to the gateway, pulls the sealed image through
+//! it, stores it on the VM's virtio disk under a host-bound start-up key, passes the start
+//! gate against the disk, and kexecs into the tenant kernel, whose init prints
+//! `TENANT-OS-UP lease=<lease>`. Prints the phase timeline with durations.
+//!
+//! Needs root, QEMU, `scripts/lab-prepare.sh` (boot files, tenant test OS) and the host
+//! binaries; enabled with `--features lab/e2e`.
+#![cfg(feature = "e2e")]
+
+// Shared with tenant_tunnel_netns, which uses more of them.
+#[allow(dead_code)]
+#[path = "common/tenant_helpers.rs"]
+mod helpers;
+#[allow(dead_code)]
+#[path = "common/tenant_world.rs"]
+mod world;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use helpers::field;
+use lab::{Artifacts, MacAddr, VmHandle, VmSpec};
+use lm_api::{LeaseState, LeaseView};
+use world::{Bins, VmServer, World, skip_reason};
+
+const VM: &str = "tvm1";
+const VM_MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x77, 0x06, 0x01]);
+
+/// A sparse disk file for the VM, removed at the end.
+struct DiskFile(PathBuf);
+
+impl DiskFile {
+    fn create(len: u64) -> Self {
+        let p = std::env::temp_dir().join(format!("e2e-tenant-lease-{}.img", std::process::id()));
+        std::fs::File::create(&p)
+            .and_then(|f| f.set_len(len))
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        Self(p)
+    }
+}
+
+impl Drop for DiskFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The marker lines of the lease, in order, with what each one ends.
+const PHASES: [(&str, &str); 7] = [
+    ("wake -> PXE -> agent up", "AGENT-PHASE init ok"),
+    ("DHCP, facts, hello", "AGENT-PHASE hello ok"),
+    ("enroll", "AGENT-ENROLLED"),
+    ("WireGuard tunnel", "AGENT-PHASE tunnel ok"),
+    ("sealed image transfer", "AGENT-PHASE transfer ok"),
+    ("store under start-up key + gate", "AGENT-PHASE start ok"),
+    ("kexec -> tenant OS", "TENANT-OS-UP"),
+];
+
+fn seal_test_os(w: &World, art: &Path) -> String {
+    let kernel = art.join("boot/vmlinuz");
+    let initrd = art.join("boot/tenant-initrd.cpio.gz");
+    assert!(
+        initrd.exists(),
+        "{} is missing: run scripts/lab-prepare.sh",
+        initrd.display()
+    );
+    let e =
+        w.po.json(&[
+            "images",
+            "seal",
+            "--kernel",
+            &kernel.display().to_string(),
+            "--initramfs",
+            &initrd.display().to_string(),
+            "--cmdline",
+            "console=ttyS0 panic=-1",
+        ])
+        .expect("images seal");
+    e["id"].as_str().expect("image id").to_string()
+}
+
+/// The complete console line (from `seq` on) with `text`: a marker also matches a line still
+/// being written, and the line list lags behind it.
+fn complete_line(vm: &VmHandle, seq: u64, text: &str) -> String {
+    let t = Instant::now();
+    loop {
+        let lines = vm
+            .current()
+            .map(|b| b.console().lines_from(seq))
+            .unwrap_or_default();
+        if let Some(l) = lines.iter().find(|l| l.text.contains(text)) {
+            return l.text.clone();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no complete console line with {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_whole_lease_from_request_to_the_tenant_os() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let t0 = Instant::now();
+    let stamp = |what: &str| println!("[{:>7.2}s] {what}", t0.elapsed().as_secs_f64());
+    let art = Artifacts::locate().expect("artifacts (scripts/lab-prepare.sh)");
+    let art_dir = art.dir.clone();
+    let bins = Bins::locate().expect("binaries");
+    let disk = DiskFile::create(256 << 20);
+    let mut spec = VmSpec::new(VM, VM_MAC);
+    spec.disks = vec![disk.0.clone()];
+    let (w, vm) = World::build_with(bins, Some(VmServer { art, spec })).expect("world");
+    let vm = vm.expect("the VM");
+    stamp(&format!("lab up, logs in {}", w.lab.log_dir().display()));
+
+    let image = seal_test_os(&w, &art_dir);
+    stamp(&format!("sealed the tenant test OS as image {image}"));
+    let _gw = w.start_gateway("gateway").expect("gateway run");
+    let r =
+        w.po.json(&[
+            "request",
+            "--count",
+            "1",
+            "--role",
+            "build",
+            "--image",
+            &image,
+            "--duration",
+            "20m",
+        ])
+        .expect("request");
+    assert_eq!(r["answer"]["granted"], 1, "{r}");
+    let lease = r["answer"]["lease"]["id"]
+        .as_str()
+        .expect("lease id")
+        .to_string();
+    let requested = t0.elapsed();
+    stamp(&format!("lease {lease} requested and granted"));
+
+    let mut timeline = Vec::new();
+    let mut last = requested;
+    for (what, marker) in PHASES {
+        let line = vm
+            .wait_for(marker, Duration::from_secs(300))
+            .unwrap_or_else(|e| panic!("{what}: {e}\n{}", w.lab.dump(80)));
+        let at = t0.elapsed();
+        let line = complete_line(&vm, line.seq, marker);
+        stamp(&format!("{what}: {}", line.trim()));
+        timeline.push((what, at.saturating_sub(last)));
+        last = at;
+        if marker == "TENANT-OS-UP" {
+            assert_eq!(field(&line, "lease"), Some(lease.as_str()), "{}", line);
+        }
+        if marker == "AGENT-PHASE start ok" {
+            assert!(line.contains("kexec=loaded"), "{}", line);
+        }
+    }
+    println!("\nphase timeline of lease {lease} (request -> tenant OS marker):");
+    for (what, d) in &timeline {
+        println!("  {what:<34} {:>7.2} s", d.as_secs_f64());
+    }
+    println!(
+        "  {:<34} {:>7.2} s\n",
+        "total",
+        last.saturating_sub(requested).as_secs_f64()
+    );
+    for step in [
+        "key-entry",
+        "key-unwraps",
+        "image-slot",
+        "image-verifies",
+        "lease-valid",
+    ] {
+        vm.wait_for(&format!("AGENT-GATE {step} ok"), Duration::from_secs(1))
+            .unwrap_or_else(|e| panic!("gate step {step}: {e}"));
+    }
+
+    // The LM: the server runs, the lease is active, the start report is in the timeline.
+    let view: LeaseView =
+        w.lm.console_json(&["lease", "show", &lease])
+            .expect("lease");
+    assert_eq!(view.state, LeaseState::Active, "{view:?}");
+    assert_eq!(view.servers[0].state, "running", "{view:?}");
+    let shown = w.lm.show(VM).expect("server show");
+    assert!(
+        shown.timeline.iter().any(|t| matches!(
+            &t.kind,
+            lm_api::EventKind::AgentReport {
+                phase: lm_api::AgentPhase::Start,
+                ok: true,
+                ..
+            }
+        )),
+        "no start report in the timeline: {shown:?}"
+    );
+
+    // The disk holds the sealed image, no plaintext of the tenant's initramfs.
+    let stored = std::fs::read(&disk.0).expect("disk");
+    assert_eq!(&stored[1 << 20..(1 << 20) + 8], b"LSSLOT01");
+    let init = std::fs::read(art_dir.join("boot/tenant-initrd.cpio.gz")).expect("initrd");
+    let probe = &init[init.len() / 2..init.len() / 2 + 64];
+    assert!(
+        !stored.windows(probe.len()).any(|w| w == probe),
+        "tenant initramfs bytes in the clear on the disk"
+    );
+}
