@@ -8,6 +8,7 @@
 //!  enrolling --enrolled--> tunneling --tunnel done--> transferring --transfer done--> running
 //!  waking --budget spent--> unreachable        booting..running --agent gives up--> failed
 //!  booting..running --release--> releasing --wipe started--> wiping --wiped--> idle
+//!  tunneling..running --rebooted (leased)--> booting    releasing/wiping --rebooted--> releasing
 //!  reserved/waking --release--> idle           releasing/wiping --timeout--> quarantined
 //!  any --reset--> idle
 //! ```
@@ -29,6 +30,9 @@ pub enum Input {
     WakeExhausted { boot_id: BootId, attempts: u32 },
     /// DHCP traffic (or another boot fetch) from the server's MAC.
     DhcpSeen,
+    /// The server's firmware fetched its boot script again after its agent was up: it rebooted
+    /// (the tenant OS rebooted, or it was power-cycled). `boot_id` is fresh.
+    Rebooted { boot_id: BootId },
     /// The agent said hello for `boot_id`.
     Hello { boot_id: BootId },
     /// The agent enrolled (it now holds a certificate for the lease).
@@ -186,6 +190,18 @@ pub fn step(
         },
         Input::DhcpSeen => match state {
             S::Waking { boot_id, .. } => Ok(Some(S::Booting { boot_id: *boot_id })),
+            _ => Ok(None),
+        },
+        Input::Rebooted { boot_id } => match state {
+            // Within the lease: a new boot attempt; the agent enrolls again and starts the
+            // tenant's image from the server's disk (or pulls it again).
+            S::Tunneling { .. } | S::Transferring { .. } | S::Running { .. } if leased => {
+                Ok(Some(S::Booting { boot_id: *boot_id }))
+            }
+            // Released while its tenant OS ran: power-cycled into the agent for the wipe.
+            S::Releasing { boot_id: Some(_) } | S::Wiping { .. } => Ok(Some(S::Releasing {
+                boot_id: Some(*boot_id),
+            })),
             _ => Ok(None),
         },
         Input::Hello { boot_id } => match state {

@@ -388,3 +388,90 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_reboot_within_the_lease_starts_a_new_boot_attempt() {
+    let running = S::Running { boot_id: b(1) };
+    let s = run(running.clone(), true, &[Input::Rebooted { boot_id: b(2) }]);
+    assert_eq!(s, S::Booting { boot_id: b(2) });
+    // The new boot enrolls and runs the pipeline again; the old one is stale.
+    let s = run(
+        s,
+        true,
+        &[
+            Input::Hello { boot_id: b(2) },
+            Input::Enrolled { boot_id: b(2) },
+            Input::PhaseDone {
+                boot_id: b(2),
+                phase: AgentPhase::Tunnel,
+            },
+            Input::PhaseDone {
+                boot_id: b(2),
+                phase: AgentPhase::Transfer,
+            },
+        ],
+    );
+    assert_eq!(s, S::Running { boot_id: b(2) });
+    assert!(matches!(
+        step(&s, true, &Input::Hello { boot_id: b(1) }),
+        Err(Refusal::StaleBoot { .. })
+    ));
+    for st in [
+        S::Tunneling { boot_id: b(1) },
+        S::Transferring { boot_id: b(1) },
+    ] {
+        assert_eq!(
+            step(&st, true, &Input::Rebooted { boot_id: b(3) }),
+            Ok(Some(S::Booting { boot_id: b(3) }))
+        );
+    }
+    // Outside a lease, or before the agent was up, a boot script fetch is no reboot.
+    for (st, leased) in [
+        (running, false),
+        (
+            S::Waking {
+                boot_id: b(1),
+                attempt: 1,
+            },
+            true,
+        ),
+        (S::Booting { boot_id: b(1) }, true),
+        (S::Enrolling { boot_id: b(1) }, true),
+        (S::Idle, false),
+        (S::Releasing { boot_id: None }, true),
+    ] {
+        assert_eq!(
+            step(&st, leased, &Input::Rebooted { boot_id: b(3) }),
+            Ok(None),
+            "{st:?}"
+        );
+    }
+}
+
+#[test]
+fn a_released_server_power_cycled_for_its_wipe_gets_the_new_boot() {
+    for st in [
+        S::Releasing {
+            boot_id: Some(b(1)),
+        },
+        S::Wiping { boot_id: b(1) },
+    ] {
+        let s = run(st, true, &[Input::Rebooted { boot_id: b(2) }]);
+        assert_eq!(
+            s,
+            S::Releasing {
+                boot_id: Some(b(2))
+            }
+        );
+        let s = run(
+            s,
+            true,
+            &[
+                Input::Hello { boot_id: b(2) },
+                Input::WipeStarted { boot_id: b(2) },
+                Input::Wiped { boot_id: b(2) },
+            ],
+        );
+        assert_eq!(s, S::Idle);
+    }
+}

@@ -554,10 +554,31 @@ fn view(r: &ServerRecord, timeline: Vec<TimelineEntry>) -> ServerView {
 }
 
 impl BootDirectory for Inventory {
-    fn script_args(&self, mac: MacAddr, _host: &HostBoot) -> Vec<String> {
+    fn script_args(&self, mac: MacAddr, host: &mut HostBoot) -> Vec<String> {
         let Some(rec) = self.get(mac) else {
             return Vec::new();
         };
+        // The firmware asks for its script after the agent was up: the server rebooted (its
+        // tenant OS rebooted, or it was power-cycled for the wipe). A new boot attempt.
+        if matches!(
+            rec.state,
+            ServerState::Tunneling { .. }
+                | ServerState::Transferring { .. }
+                | ServerState::Running { .. }
+                | ServerState::Releasing { boot_id: Some(_) }
+                | ServerState::Wiping { .. }
+        ) {
+            let boot_id = lm_api::BootId::from_random(rand::random());
+            match self.apply(mac, &Input::Rebooted { boot_id }) {
+                Ok(Some(state)) => {
+                    tracing::info!(%mac, server = %rec.name, %boot_id, state = state.name(),
+                        "the server rebooted: a new boot attempt");
+                    host.boot_id = boot_id;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(%mac, error = %e, "cannot record the reboot"),
+            }
+        }
         let Some(lease) = rec.lease else {
             return Vec::new();
         };

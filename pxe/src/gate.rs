@@ -43,8 +43,9 @@ pub trait BootDirectory: Send + Sync + 'static {
 
     /// Extra `lm.<key>=<value>` kernel command line words for the per-host boot script of an
     /// open gate (the LM adds the lease and a fresh enrollment token). Called once per script
-    /// request; may write to the LM's store.
-    fn script_args(&self, mac: MacAddr, host: &HostBoot) -> Vec<String> {
+    /// request; may write to the LM's store, and may start a new boot attempt (a server that
+    /// rebooted within its lease): the script then names `host.boot_id` as changed here.
+    fn script_args(&self, mac: MacAddr, host: &mut HostBoot) -> Vec<String> {
         let _ = (mac, host);
         Vec::new()
     }

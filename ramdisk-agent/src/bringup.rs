@@ -265,6 +265,9 @@ impl Agent<'_> {
         let Some(spec) = enrolled.gateway.clone() else {
             return Ok("skipped=no-gateway-in-the-lease".into());
         };
+        if self.local_copy() {
+            return Ok(format!("skipped=local-copy lease={}", enrolled.lease));
+        }
         if self.tunnel.is_none() {
             let identity = self
                 .identity
@@ -318,6 +321,9 @@ impl Agent<'_> {
         let Some(image) = enrolled.image.clone() else {
             return Ok("skipped=no-image-in-the-lease".into());
         };
+        if self.local_copy() {
+            return Ok(format!("skipped=local-copy image={image}"));
+        }
         let (Some(tunnel), Some(plan), Some(client)) = (&self.tunnel, &self.plan, &self.gateway)
         else {
             return Ok(format!("skipped=no-gateway-in-the-lease image={image}"));
@@ -363,9 +369,9 @@ impl Agent<'_> {
         attempt: u32,
         remaining: Option<Duration>,
     ) -> Result<String, Failure> {
-        let Some(fetched) = self.fetched.as_ref() else {
+        if self.fetched.is_none() && !self.local_copy() {
             return Ok("skipped=no-image".into());
-        };
+        }
         let explicit = self.opts.disk.clone();
         let pid1 = self.opts.mode == Mode::Init;
         if !pid1 && explicit.is_none() {
@@ -380,22 +386,24 @@ impl Agent<'_> {
                 ),
             ));
         };
-        let (Some(lm), Some(args), Some(enrolled), Some(plan)) = (
-            self.lm.as_ref(),
-            self.args.as_ref(),
-            self.enrolled.as_ref(),
-            self.plan.as_ref(),
-        ) else {
+        let (Some(lm), Some(args), Some(enrolled)) =
+            (self.lm.as_ref(), self.args.as_ref(), self.enrolled.as_ref())
+        else {
             return Err(fail(Outcome::Fatal, anyhow!("start without an enrollment")));
         };
         let lease = enrolled.lease.to_string();
+        // A fresh transfer is stored first; a local copy (a reboot within the lease) only
+        // goes through the gate.
+        let fresh = match (self.fetched.as_ref(), self.plan.as_ref()) {
+            (Some(f), Some(plan)) => Some((f, VerifyingKey(plan.signing_key.0))),
+            _ => None,
+        };
         let ctx = start::Ctx {
             lm,
             args,
             lease: &lease,
             not_after_ms: enrolled.not_after_ms,
-            fetched,
-            signing_key: VerifyingKey(plan.signing_key.0),
+            fresh,
             facts: &self.facts,
             disk: &disk,
         };
@@ -460,24 +468,36 @@ impl Agent<'_> {
     /// start-up key (crypto-shred).
     fn wipe_tenant_side(&mut self) -> String {
         let closed = self.close_tenant_session();
-        let mut shredded = false;
-        if self.stored
-            && let (Some(e), Some(path)) = (
-                self.enrolled.as_ref(),
-                start::disk_path(self.opts.disk.as_deref(), self.opts.mode == Mode::Init),
-            )
+        // The server goes back to the lender: every start-up key on its disk goes (this boot
+        // may be the one after a power cycle, which knows no lease).
+        let mut shredded = 0;
+        if let Some(path) =
+            start::disk_path(self.opts.disk.as_deref(), self.opts.mode == Mode::Init)
+            && path.exists()
         {
             match crate::local_disk::LocalDisk::open(&path)
-                .and_then(|d| crate::startup_key::shred(&d, &e.lease.to_string()))
+                .and_then(|d| crate::startup_key::shred_all(&d))
             {
-                Ok(had) => {
-                    shredded = had;
+                Ok(n) => {
+                    shredded = n;
                     self.stored = false;
                 }
-                Err(err) => tracing::error!("destroying the start-up key: {err:#}"),
+                Err(err) => tracing::error!("destroying the start-up keys: {err:#}"),
             }
         }
-        format!("{closed} startup_key_destroyed={shredded}")
+        format!("{closed} startup_keys_destroyed={shredded}")
+    }
+
+    /// Whether the local disk already holds this lease's image under its start-up key (a
+    /// reboot within the lease): then no tunnel and no transfer, the gate decides.
+    fn local_copy(&self) -> bool {
+        let (Some(e), Some(path)) = (
+            self.enrolled.as_ref(),
+            start::disk_path(self.opts.disk.as_deref(), self.opts.mode == Mode::Init),
+        ) else {
+            return false;
+        };
+        start::has_entry(&path, &e.lease.to_string())
     }
 
     /// Closes the tunnel and drops the gateway session and the RAM copy of the image; the

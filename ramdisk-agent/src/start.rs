@@ -61,10 +61,18 @@ pub struct Ctx<'a> {
     pub args: &'a AgentArgs,
     pub lease: &'a str,
     pub not_after_ms: u64,
-    pub fetched: &'a Fetched,
-    pub signing_key: VerifyingKey,
+    /// A fresh transfer to store (and the tenant's signing key from the registration); `None`
+    /// on a reboot within the lease: the disk already holds it.
+    pub fresh: Option<(&'a Fetched, VerifyingKey)>,
     pub facts: &'a HardwareFacts,
     pub disk: &'a Path,
+}
+
+/// Whether `disk` holds a start-up key entry for `lease` (read only; any error is "no").
+pub fn has_entry(disk: &Path, lease: &str) -> bool {
+    LocalDisk::open(disk)
+        .and_then(|d| d.read_table())
+        .is_ok_and(|t| t.find(lease).is_some())
 }
 
 /// Stores (once) and gates. Returns the startable image and a detail line.
@@ -72,14 +80,14 @@ pub fn store_and_gate(c: &Ctx<'_>, stored: &mut bool) -> Result<(Startable, Stri
     let fatal = |e: anyhow::Error| fail(Outcome::Fatal, e);
     let disk = LocalDisk::open(c.disk).map_err(fatal)?;
     let id = identity(c.facts);
-    if !*stored {
+    if let (false, Some((fetched, signing_key))) = (*stored, c.fresh) {
         let rng = startup_key::system_rng();
         let root = host_root::for_install(&disk, &id, &rng).map_err(fatal)?;
-        let mut chunks = File::open(&c.fetched.chunks_file)
-            .with_context(|| format!("opening {}", c.fetched.chunks_file.display()))
+        let mut chunks = File::open(&fetched.chunks_file)
+            .with_context(|| format!("opening {}", fetched.chunks_file.display()))
             .map_err(fatal)?;
-        let manifest = std::fs::read(&c.fetched.manifest)
-            .with_context(|| format!("reading {}", c.fetched.manifest.display()))
+        let manifest = std::fs::read(&fetched.manifest)
+            .with_context(|| format!("reading {}", fetched.manifest.display()))
             .map_err(fatal)?;
         let mut last_pct = u64::MAX;
         startup_key::install(
@@ -89,10 +97,10 @@ pub fn store_and_gate(c: &Ctx<'_>, stored: &mut bool) -> Result<(Startable, Stri
             Install {
                 lease: c.lease,
                 not_after_ms: c.not_after_ms,
-                image: ImageId::from_bytes(c.fetched.image.0),
-                epoch: KeyEpoch(c.fetched.epoch),
-                signing_key: c.signing_key,
-                image_key: &c.fetched.key,
+                image: ImageId::from_bytes(fetched.image.0),
+                epoch: KeyEpoch(fetched.epoch),
+                signing_key,
+                image_key: &fetched.key,
                 manifest: &manifest,
                 chunks: &mut chunks,
             },
@@ -102,7 +110,7 @@ pub fn store_and_gate(c: &Ctx<'_>, stored: &mut bool) -> Result<(Startable, Stri
                     last_pct = pct;
                     console::line(&format!(
                         "AGENT-PROGRESS store image={} bytes={done}/{total}",
-                        c.fetched.image
+                        fetched.image
                     ));
                 }
             },
@@ -110,7 +118,7 @@ pub fn store_and_gate(c: &Ctx<'_>, stored: &mut bool) -> Result<(Startable, Stri
         .map_err(fatal)?;
         *stored = true;
         // The RAM copy goes: from here on the disk copy is the one that starts.
-        for p in [&c.fetched.manifest, &c.fetched.chunks_file] {
+        for p in [&fetched.manifest, &fetched.chunks_file] {
             if let Err(e) = std::fs::remove_file(p) {
                 tracing::warn!("removing {}: {e}", p.display());
             }

@@ -254,6 +254,24 @@ pub fn shred(disk: &LocalDisk, lease: &str) -> anyhow::Result<bool> {
     Ok(had)
 }
 
+/// Destroys every start-up key on the disk and the slot header; the number of keys. A disk
+/// the agent never wrote is not written to.
+pub fn shred_all(disk: &LocalDisk) -> anyhow::Result<usize> {
+    let table = disk.read_table();
+    let slot = disk.read_slot_header().is_ok();
+    let n = match &table {
+        Ok(t) if t.entries().is_empty() && !slot => return Ok(0),
+        Ok(t) => t.entries().len(),
+        Err(e) => {
+            tracing::warn!("{e:#}: writing an empty key table");
+            0
+        }
+    };
+    disk.write_table(&agent_core::startup_table::KeyTable::default())?;
+    disk.clear_slot()?;
+    Ok(n)
+}
+
 /// A verified image, in RAM only (memfd files), ready for kexec.
 #[derive(Debug)]
 pub struct Startable {

@@ -4,7 +4,12 @@
 //! which enrolls, builds the WireGuard tunnel to the gateway, pulls the sealed image through
 //! it, stores it on the VM's virtio disk under a host-bound start-up key, passes the start
 //! gate against the disk, and kexecs into the tenant kernel, whose init prints
-//! `TENANT-OS-UP lease=<lease>`. Prints the phase timeline with durations.
+//! `TENANT-OS-UP lease=<lease>`. Prints the phase timeline with durations. Then the server is
+//! power-cycled within the lease: it enrolls again, starts from the local encrypted copy (no
+//! tunnel, no second download) after the gate passes. Then the tenant releases; the server,
+//! running its tenant OS, is power-cycled into the agent (the lab standing in for a BMC), which
+//! destroys every start-up key on the disk and confirms the wipe: the server is idle, the
+//! lease ended, and the disk holds no key that could start the image again.
 //!
 //! Needs root, QEMU, `scripts/lab-prepare.sh` (boot files, tenant test OS) and the host
 //! binaries; enabled with `--features lab/e2e`.
@@ -122,7 +127,7 @@ fn a_whole_lease_from_request_to_the_tenant_os() {
 
     let image = seal_test_os(&w, &art_dir);
     stamp(&format!("sealed the tenant test OS as image {image}"));
-    let _gw = w.start_gateway("gateway").expect("gateway run");
+    let gw = w.start_gateway("gateway").expect("gateway run");
     let r =
         w.po.json(&[
             "request",
@@ -201,8 +206,102 @@ fn a_whole_lease_from_request_to_the_tenant_os() {
         "no start report in the timeline: {shown:?}"
     );
 
+    check_disk(&disk.0, &art_dir);
+    reboot_within_the_lease(&w, &vm, &gw, &lease, t0);
+    release_and_wipe(&w, &vm, &lease, &disk.0, t0);
+}
+
+/// Lines of `p` with `text`.
+fn count_lines(p: &lab::Process, text: &str) -> usize {
+    p.lines_from(0)
+        .iter()
+        .filter(|l| l.text.contains(text))
+        .count()
+}
+
+/// Power-cycles the VM within the lease: boot 2 enrolls, skips tunnel and transfer (the disk
+/// has the image), passes the gate and starts the tenant OS again; the gateway serves nothing.
+fn reboot_within_the_lease(w: &World, vm: &VmHandle, gw: &lab::Process, lease: &str, t0: Instant) {
+    let stamp = |what: &str| println!("[{:>7.2}s] {what}", t0.elapsed().as_secs_f64());
+    let served_before = count_lines(gw, "served request=\"image\"");
+    let keys_before = count_lines(gw, "image key released");
+    vm.power_off();
+    let rebooted = Instant::now();
+    vm.power_on().expect("power on");
+    stamp("power-cycled the server within the lease");
+    for marker in [
+        "AGENT-ENROLLED",
+        "AGENT-PHASE tunnel ok skipped=local-copy",
+        "AGENT-PHASE transfer ok skipped=local-copy",
+        "AGENT-GATE image-verifies ok",
+        "AGENT-PHASE start ok",
+    ] {
+        let l = vm
+            .wait_marker(2, marker, Duration::from_secs(240))
+            .unwrap_or_else(|e| panic!("boot 2, {marker}: {e}\n{}", w.lab.dump(80)));
+        stamp(&format!(
+            "boot 2: {}",
+            complete_line(vm, l.seq, marker).trim()
+        ));
+    }
+    let up = format!("TENANT-OS-UP lease={lease}");
+    vm.wait_marker(2, &up, Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("boot 2, tenant OS: {e}\n{}", w.lab.dump(80)));
+    stamp(&format!(
+        "boot 2: tenant OS up from the local copy, {:.2} s after the power-on",
+        rebooted.elapsed().as_secs_f64()
+    ));
+    assert_eq!(
+        count_lines(gw, "served request=\"image\""),
+        served_before,
+        "the gateway served image bytes again after the reboot"
+    );
+    assert_eq!(count_lines(gw, "image key released"), keys_before);
+    let view: LeaseView = w.lm.console_json(&["lease", "show", lease]).expect("lease");
+    assert_eq!(view.servers[0].state, "running", "{view:?}");
+}
+
+/// Releases the lease; the lab power-cycles the server (as a BMC would) into the agent, which
+/// wipes: the server is idle, the lease ended, the disk's key table empty and its slot header
+/// gone; booting it again gets no answer (the LM expects no boot).
+fn release_and_wipe(w: &World, vm: &VmHandle, lease: &str, disk: &Path, t0: Instant) {
+    let stamp = |what: &str| println!("[{:>7.2}s] {what}", t0.elapsed().as_secs_f64());
+    w.po.json(&["release", lease]).expect("release");
+    w.lm.wait_server(VM, Duration::from_secs(20), |v| {
+        v.state.name() == "releasing"
+    })
+    .expect("releasing");
+    stamp("released; the tenant OS still runs: power-cycling it into the agent");
+    vm.power_off();
+    vm.power_on().expect("power on");
+    let boot = vm.boots();
+    let l = vm
+        .wait_marker(boot, "AGENT-WIPED", Duration::from_secs(240))
+        .unwrap_or_else(|e| panic!("wipe boot: {e}\n{}", w.lab.dump(80)));
+    stamp(&format!(
+        "wipe boot: {}",
+        complete_line(vm, l.seq, "AGENT-WIPED").trim()
+    ));
+    w.lm.wait_server(VM, Duration::from_secs(30), |v| v.state.name() == "idle")
+        .expect("server idle after the wipe");
+    let view: LeaseView = w.lm.console_json(&["lease", "show", lease]).expect("lease");
+    assert!(view.state.is_final(), "{view:?}");
+    let wiped = std::fs::read(disk).expect("disk");
+    assert_eq!(
+        &wiped[4096..4108],
+        b"LSKTAB1\n\0\0\0\0",
+        "start-up keys left on the disk"
+    );
+    assert!(
+        wiped[1 << 20..(1 << 20) + 4096].iter().all(|b| *b == 0),
+        "the slot header (wrapped image key) survived"
+    );
+    stamp("server idle, lease ended, every start-up key on the disk destroyed");
+}
+
+fn check_disk(disk: &Path, art_dir: &Path) {
     // The disk holds the sealed image, no plaintext of the tenant's initramfs.
-    let stored = std::fs::read(&disk.0).expect("disk");
+    let stored = std::fs::read(disk).expect("disk");
     assert_eq!(&stored[1 << 20..(1 << 20) + 8], b"LSSLOT01");
     let init = std::fs::read(art_dir.join("boot/tenant-initrd.cpio.gz")).expect("initrd");
     let probe = &init[init.len() / 2..init.len() / 2 + 64];

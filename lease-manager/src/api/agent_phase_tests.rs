@@ -30,10 +30,10 @@ async fn enrolled_lease(f: &Fixture, count: u32) -> (LeaseId, Vec<Agent>) {
     for server in &r.lease.servers {
         let mac = server.mac;
         inv.apply(mac, &Input::DhcpSeen).unwrap();
-        let Gate::Open(host) = inv.lookup(mac) else {
+        let Gate::Open(mut host) = inv.lookup(mac) else {
             panic!("gate closed")
         };
-        let args = inv.script_args(mac, &host);
+        let args = inv.script_args(mac, &mut host);
         let token = args[1].strip_prefix("lm.token=").unwrap().to_string();
         inv.apply(
             mac,

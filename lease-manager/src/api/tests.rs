@@ -423,10 +423,10 @@ async fn enrolling(f: &Fixture) -> (LeaseId, MacAddr, BootId, String) {
     let mac = r.lease.servers[0].mac;
     let inv = &f.api.inventory;
     inv.apply(mac, &Input::DhcpSeen).unwrap();
-    let Gate::Open(host) = inv.lookup(mac) else {
+    let Gate::Open(mut host) = inv.lookup(mac) else {
         panic!("gate closed")
     };
-    let args = inv.script_args(mac, &host);
+    let args = inv.script_args(mac, &mut host);
     assert_eq!(args[0], format!("lm.lease={}", r.lease.id));
     let token = args[1].strip_prefix("lm.token=").unwrap().to_string();
     inv.apply(
@@ -621,10 +621,10 @@ async fn every_enrollment_refusal_is_refused_and_audited() {
 
     // A fresh boot script gives a fresh token; a token for another lease, a bad CSR, reuse.
     let fresh = || {
-        let Gate::Open(host) = f.api.inventory.lookup(mac) else {
+        let Gate::Open(mut host) = f.api.inventory.lookup(mac) else {
             panic!()
         };
-        f.api.inventory.script_args(mac, &host)[1]
+        f.api.inventory.script_args(mac, &mut host)[1]
             .strip_prefix("lm.token=")
             .unwrap()
             .to_string()
@@ -729,10 +729,10 @@ async fn expired_tokens_and_ended_leases_are_refused() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(b.contains("expired"), "{b}");
     // The lease ends: a token minted before is refused.
-    let Gate::Open(host) = f.api.inventory.lookup(mac) else {
+    let Gate::Open(mut host) = f.api.inventory.lookup(mac) else {
         panic!()
     };
-    let t2 = f.api.inventory.script_args(mac, &host)[1]
+    let t2 = f.api.inventory.script_args(mac, &mut host)[1]
         .strip_prefix("lm.token=")
         .unwrap()
         .to_string();

@@ -267,6 +267,13 @@ impl<'a> Work<'a> {
             _ => format!("{} -> {}", rec.state.name(), state.name()),
         };
         self.audit("server.state", rec.lease, Some(&rec.name), None, detail);
+        // The agent that held the certificate is gone with the reboot: its certificate goes
+        // too, and the next boot enrolls anew (or, on a wipe boot, reports without one).
+        if let Input::Rebooted { boot_id } = input
+            && let Some(serial) = rec.cert_serial.take()
+        {
+            self.revoke(&serial, &format!("server rebooted (boot {boot_id})"));
+        }
         rec.state = state.clone();
         rec.since_ms = self.now_ms;
         self.tx.effects.push(Effect::ServerChanged {

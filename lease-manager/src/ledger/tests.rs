@@ -1,4 +1,6 @@
-use lm_api::{BootId, CreateLease, LeaseId, LeaseState, MacAddr, Name, ServerState, Tunnel};
+use lm_api::{
+    AgentPhase, BootId, CreateLease, LeaseId, LeaseState, MacAddr, Name, ServerState, Tunnel,
+};
 use proptest::prelude::*;
 
 use super::leases::{self, Grant, LeaseRefusal, Limits};
@@ -218,6 +220,57 @@ fn release_of_a_booted_server_waits_for_the_wipe_and_revokes() {
     assert_eq!(s.l.servers[&mac].lease, None);
     assert_eq!(s.state(g.id), LeaseState::Ended);
     assert!(s.l.leases[&g.id].ended_ms.is_some());
+}
+
+#[test]
+fn a_reboot_revokes_the_dead_agents_certificate_and_the_wipe_boot_reports_without_one() {
+    let mut s = Sim::new(1);
+    let g = s.create(1, false, false).unwrap();
+    let mac = s.l.leases[&g.id].servers[0];
+    let b = s.boot(mac);
+    s.server_input(mac, Input::DhcpSeen);
+    s.server_input(mac, Input::Hello { boot_id: b });
+    s.run(|w| {
+        let mut r = w.server(mac).unwrap();
+        r.cert_serial = Some("abcd".into());
+        w.put_server(r);
+        w.step_server(mac, &Input::Enrolled { boot_id: b }).unwrap();
+    });
+    for phase in [AgentPhase::Tunnel, AgentPhase::Transfer] {
+        s.server_input(mac, Input::PhaseDone { boot_id: b, phase });
+    }
+    assert_eq!(s.state(g.id), LeaseState::Active);
+    let b2 = BootId::from_random(0xb2);
+    s.server_input(mac, Input::Rebooted { boot_id: b2 });
+    assert_eq!(
+        s.l.servers[&mac].state,
+        ServerState::Booting { boot_id: b2 }
+    );
+    assert_eq!(s.l.servers[&mac].cert_serial, None);
+    assert!(
+        s.l.revoked.contains("abcd"),
+        "the old agent's certificate is revoked"
+    );
+    assert_eq!(s.state(g.id), LeaseState::Active, "the lease stays active");
+    // Released while the tenant OS runs, then power-cycled for the wipe.
+    s.run(|w| {
+        let mut r = w.server(mac).unwrap();
+        r.cert_serial = Some("ef01".into());
+        r.state = ServerState::Running { boot_id: b2 };
+        w.put_server(r);
+    });
+    s.run(|w| leases::release(w, g.id, "released by tenant", false).unwrap());
+    let b3 = BootId::from_random(0xb3);
+    s.server_input(mac, Input::Rebooted { boot_id: b3 });
+    assert_eq!(
+        s.l.servers[&mac].state,
+        ServerState::Releasing { boot_id: Some(b3) }
+    );
+    assert!(s.l.revoked.contains("ef01"));
+    s.server_input(mac, Input::WipeStarted { boot_id: b3 });
+    s.server_input(mac, Input::Wiped { boot_id: b3 });
+    assert_eq!(s.l.servers[&mac].state, ServerState::Idle);
+    assert_eq!(s.state(g.id), LeaseState::Ended);
 }
 
 #[test]

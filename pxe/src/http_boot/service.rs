@@ -127,7 +127,8 @@ impl BootHttp {
         let gate = self.directory.lookup(mac);
         let reply = match (&gate, route) {
             (Gate::Open(host), BootRoute::Script(_)) => {
-                let extra = self.directory.script_args(mac, host);
+                let mut host = host.clone();
+                let extra = self.directory.script_args(mac, &mut host);
                 match self
                     .template
                     .render_with(&host.name, mac, host.boot_id, &extra)
