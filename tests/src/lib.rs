@@ -20,6 +20,7 @@ pub mod qemu;
 pub mod ra;
 pub mod ra_responder;
 mod sys;
+pub mod tenant;
 pub mod wol;
 pub mod wol_listener;
 

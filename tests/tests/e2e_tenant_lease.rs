@@ -15,13 +15,7 @@
 //! binaries; enabled with `--features lab/e2e`.
 #![cfg(feature = "e2e")]
 
-// Shared with tenant_tunnel_netns, which uses more of them.
-#[allow(dead_code)]
-#[path = "common/tenant_helpers.rs"]
-mod helpers;
-#[allow(dead_code)]
-#[path = "common/tenant_world.rs"]
-mod world;
+use lab::tenant::{helpers, world};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -18,10 +18,7 @@
 //!  cargo test -p lab --features e2e --test tenant_tunnel_netns -- --nocapture`
 #![cfg(feature = "e2e")]
 
-#[path = "common/tenant_helpers.rs"]
-mod helpers;
-#[path = "common/tenant_world.rs"]
-mod world;
+use lab::tenant::{helpers, world};
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;

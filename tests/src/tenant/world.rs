@@ -1,4 +1,5 @@
-//! The world of the tenant-tunnel namespace test: the lab's data-centre namespace with the
+//! The tenant world of the lab (the tenant-tunnel namespace test, the whole-lease QEMU test
+//! and the demo): the lab's data-centre namespace with the
 //! Lease Manager on bridge `br0` (10.77.0.1), the tenant gateway's namespace (10.77.0.2 on the
 //! bridge, its tunnel network only on its TUN device) and the lease server's namespace (a veth
 //! on the bridge carrying the server's MAC, no address until the agent's DHCP). Every process
@@ -14,12 +15,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::lm::{Artifacts, LabLm, LmOptions};
+use crate::netns::Netns;
+use crate::{Lab, LabSpec, MacAddr, Process, VmHandle, VmSpec};
 use anyhow::{Context, Result, bail};
-use lab::lm::{Artifacts, LabLm, LmOptions};
-use lab::netns::Netns;
-use lab::{Lab, LabSpec, MacAddr, Process, VmHandle, VmSpec};
 
-use crate::helpers::http_get;
+use super::helpers::http_get;
 
 pub const LM_ADDR: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 pub const GW_DC: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);

@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::Process;
 use anyhow::{Context, Result, bail};
-use lab::Process;
 
 /// One HTTP/1.0 GET (the answer ends with the connection): status and body.
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, Vec<u8>)> {

@@ -1,0 +1,6 @@
+//! The tenant's side of the lab: the gateway's namespace on the bridge, the organizer, the
+//! lease server as an agent process in a namespace or as a QEMU VM, and small helpers. Used by
+//! the tenant tests and by `lab demo`. IO.
+
+pub mod helpers;
+pub mod world;
