@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod demo_lease;
 pub mod lab;
 pub mod lab_vm;
 pub mod lm;

@@ -33,16 +33,21 @@ enum Cmd {
         #[arg(long)]
         log_dir: Option<PathBuf>,
     },
-    /// The demo: Lease Manager + one VM woken over Wake-on-LAN, PXE-booting the agent.
+    /// The demo: a whole lease in the lab (request, wake, PXE, enroll, WireGuard, sealed
+    /// image, start-up key, kexec into the tenant OS, release and wipe); with --wake-only the
+    /// maintenance boot alone (wake a server, show its agent's facts and timeline).
     Demo {
+        /// Only wake a server and show its agent come up (no lease).
+        #[arg(long)]
+        wake_only: bool,
         /// Artifacts of scripts/lab-prepare.sh (default target/lab).
         #[arg(long)]
         artifacts: Option<PathBuf>,
         /// Boot the VM with OVMF (UEFI PXE, iPXE chain-loaded over TFTP) instead of SeaBIOS.
         #[arg(long)]
         uefi: bool,
-        /// Give up waiting for the agent after this many seconds.
-        #[arg(long, default_value_t = 180)]
+        /// Give up waiting for each stage after this many seconds.
+        #[arg(long, default_value_t = 240)]
         timeout: u64,
     },
     /// Benchmarks against reference servers (scripts/bench.sh installs them): DHCP vs
@@ -167,6 +172,7 @@ fn main() -> Result<()> {
         } => bench(what, lease_manager, secs, agents),
         Cmd::Demo {
             artifacts,
+            wake_only,
             uefi,
             timeout,
         } => {
@@ -175,9 +181,18 @@ fn main() -> Result<()> {
                 unsafe { std::env::set_var("LAB_ARTIFACTS", a) };
             }
             let art = lab::Artifacts::locate()?;
-            lab::demo::run(
+            if wake_only {
+                return lab::demo::run(
+                    &art,
+                    &lab::demo::DemoOptions {
+                        uefi,
+                        timeout_secs: timeout,
+                    },
+                );
+            }
+            lab::demo_lease::run(
                 &art,
-                &lab::demo::DemoOptions {
+                &lab::demo_lease::LeaseDemoOptions {
                     uefi,
                     timeout_secs: timeout,
                 },
