@@ -260,6 +260,20 @@ impl Lab {
                 other.mac()
             );
         }
+        if let Some(other) = spec.tpm.as_ref().and_then(|state| {
+            vms.iter()
+                .find(|v| v.spec().tpm.as_ref().is_some_and(|s| s == state))
+        }) {
+            bail!(
+                "VM {}: TPM state folder {} belongs to VM {} already; one TPM per VM",
+                spec.name,
+                spec.tpm
+                    .as_ref()
+                    .map(|s| s.display().to_string())
+                    .unwrap_or_default(),
+                other.name()
+            );
+        }
         let tap = spec
             .tap
             .get_or_insert_with(|| format!("tap{}", vms.len()))
@@ -383,6 +397,9 @@ impl Lab {
             for n in 1..=vm.boots() {
                 if let Some(run) = vm.boot(n) {
                     out.push_str(&run.console().dump(lines));
+                    if let Some(tpm) = run.tpm() {
+                        out.push_str(&tpm.dump(lines));
+                    }
                 }
             }
         }

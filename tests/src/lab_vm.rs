@@ -107,6 +107,10 @@ impl VmHandle {
         if let Some(vm) = st.boots.last().filter(|vm| vm.is_running()) {
             return Ok(PowerOn::AlreadyRunning(vm.clone()));
         }
+        if let Some(previous) = st.boots.last() {
+            // QEMU has exited; its swtpm must be gone too before the next one takes the state.
+            previous.power_off();
+        }
         let boot = st.boots.len() as u32 + 1;
         let vm = Arc::new(Vm::start(&self.0.spec, Some(&self.0.netns), boot)?);
         tracing::info!(

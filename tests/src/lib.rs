@@ -20,8 +20,10 @@ pub mod process;
 pub mod qemu;
 pub mod ra;
 pub mod ra_responder;
+pub mod swtpm;
 mod sys;
 pub mod tenant;
+pub mod tpm_probe;
 pub mod wol;
 pub mod wol_listener;
 

@@ -7,6 +7,9 @@
 //! console (fw_cfg `etc/sercon-port` = 0x3f8) so their banners reach the captured console.
 //! OVMF prints to the serial port by itself.
 //!
+//! With [`VmSpec::tpm`] each boot also gets a software TPM 2.0 ([`crate::swtpm`]) on a
+//! `tpm-tis` device, its state kept in that folder across boots.
+//!
 //! Does IO ([`Vm::start`]); argument building is pure.
 
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use lm_api::MacAddr;
 
 use crate::log_capture::{LogLine, WaitError};
 use crate::process::Process;
+use crate::swtpm;
 
 /// The QEMU binary.
 pub const QEMU: &str = "/usr/bin/qemu-system-x86_64";
@@ -85,6 +89,10 @@ pub struct VmSpec {
     pub extra_args: Vec<String>,
     /// Where console logs and the UEFI variable store go (the lab fills in its log folder).
     pub log_dir: Option<PathBuf>,
+    /// A software TPM 2.0 (swtpm) with its state in this folder (created if missing), started
+    /// for every boot; the folder keeps the TPM's NV (seeds, persistent objects) across boots,
+    /// so a different folder is a different TPM. None: no TPM.
+    pub tpm: Option<PathBuf>,
 }
 
 impl VmSpec {
@@ -103,6 +111,7 @@ impl VmSpec {
             nic_rom: NicRom::Ipxe,
             extra_args: Vec::new(),
             log_dir: None,
+            tpm: None,
         }
     }
 
@@ -123,6 +132,20 @@ impl VmSpec {
     /// The VM's own copy of the OVMF variable store (kept across boots, like NVRAM).
     pub fn uefi_vars_file(&self) -> PathBuf {
         self.dir().join(format!("{}.OVMF_VARS.fd", self.name))
+    }
+
+    /// The control socket of the VM's swtpm (`<log folder>/<name>.swtpm.sock`), when it has a
+    /// TPM.
+    pub fn tpm_socket(&self) -> Option<PathBuf> {
+        self.tpm
+            .as_ref()
+            .map(|_| self.dir().join(format!("{}.swtpm.sock", self.name)))
+    }
+
+    /// The swtpm output of boot number `boot` (1-based).
+    pub fn tpm_log_file(&self, boot: u32) -> PathBuf {
+        self.dir()
+            .join(format!("{}.boot{boot}.swtpm.log", self.name))
     }
 
     fn sercon_file(&self) -> PathBuf {
@@ -162,6 +185,9 @@ impl VmSpec {
         }
         if self.tap.is_none() && self.boot == BootFrom::Network {
             bail!("VM {}: network boot needs a tap", self.name);
+        }
+        if let (Some(state), Some(sock)) = (&self.tpm, self.tpm_socket()) {
+            swtpm::check_paths(&self.name, state, &sock)?;
         }
         Ok(())
     }
@@ -242,6 +268,17 @@ impl VmSpec {
                 push(&["-append", append]);
             }
         }
+        if let Some(sock) = self.tpm_socket() {
+            let chardev = format!("socket,id=chrtpm,path={}", esc_path(&sock));
+            push(&[
+                "-chardev",
+                &chardev,
+                "-tpmdev",
+                "emulator,id=tpm0,chardev=chrtpm",
+                "-device",
+                "tpm-tis,tpmdev=tpm0",
+            ]);
+        }
         a.extend(self.extra_args.iter().cloned());
         a
     }
@@ -256,18 +293,22 @@ fn esc_path(p: &Path) -> String {
     esc(&p.to_string_lossy())
 }
 
-/// One run of a VM's QEMU; killed (SIGTERM, then SIGKILL) on drop.
+/// One run of a VM's QEMU (and its swtpm, if it has a TPM); killed (SIGTERM, then SIGKILL) on
+/// drop, QEMU first.
 #[derive(Debug)]
 pub struct Vm {
     spec: VmSpec,
     boot: u32,
     process: Process,
+    tpm: Option<Process>,
 }
 
 impl Vm {
     /// Starts QEMU for `spec` inside namespace `netns` (where its tap is), logging the console
     /// to [`VmSpec::log_file`]`(boot)`. Prepares the UEFI variable store or the SeaBIOS serial
-    /// console switch first.
+    /// console switch first, and with [`VmSpec::tpm`] starts swtpm (output in
+    /// [`VmSpec::tpm_log_file`]`(boot)`) and waits until it listens. The previous boot's swtpm
+    /// must be gone (it holds the state folder's lock): [`Vm::power_off`] it first.
     pub fn start(spec: &VmSpec, netns: Option<&str>, boot: u32) -> Result<Vm> {
         spec.validate()?;
         let dir = spec.dir();
@@ -295,14 +336,25 @@ impl Vm {
                 bail!("VM {}: {} does not exist", spec.name, f.display());
             }
         }
+        let name = format!("{}#{boot}", spec.name);
+        // Dropped (killed) again if QEMU does not start.
+        let tpm = match (&spec.tpm, spec.tpm_socket()) {
+            (Some(state), Some(sock)) => Some(swtpm::start(
+                &format!("{name}.swtpm"),
+                state,
+                &sock,
+                &spec.tpm_log_file(boot),
+            )?),
+            _ => None,
+        };
         let mut cmd = Command::new(QEMU);
         cmd.args(spec.qemu_args());
-        let name = format!("{}#{boot}", spec.name);
         let process = Process::spawn(&name, &cmd, netns, Some(&spec.log_file(boot)))?;
         Ok(Vm {
             spec: spec.clone(),
             boot,
             process,
+            tpm,
         })
     }
 
@@ -336,9 +388,18 @@ impl Vm {
         self.process.is_running()
     }
 
-    /// Pulls the plug: SIGTERM to QEMU, SIGKILL after a grace period; waits for the exit.
+    /// The swtpm of this boot, if the VM has a TPM (it ends by itself when QEMU exits).
+    pub fn tpm(&self) -> Option<&Process> {
+        self.tpm.as_ref()
+    }
+
+    /// Pulls the plug: SIGTERM to QEMU, SIGKILL after a grace period; waits for the exit; then
+    /// the same for its swtpm. Harmless when they have exited.
     pub fn power_off(&self) {
         self.process.terminate();
+        if let Some(tpm) = &self.tpm {
+            tpm.terminate();
+        }
     }
 }
 

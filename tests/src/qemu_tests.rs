@@ -1,4 +1,4 @@
-//! Unit tests of the QEMU argument builder and spec validation. No IO.
+//! Unit tests of the QEMU argument builder and spec validation (with and without a TPM). No IO.
 
 use super::*;
 
@@ -135,4 +135,67 @@ fn validation_rejects_what_would_break_files_or_boot() {
     s.memory_mb = 8;
     assert!(s.validate().is_err());
     spec().validate().unwrap();
+}
+
+#[test]
+fn tpm_adds_a_tis_device_on_the_swtpm_socket() {
+    assert!(spec().tpm.is_none());
+    assert!(spec().tpm_socket().is_none());
+    let plain = spec().qemu_args().join(" ");
+    assert!(!plain.contains("tpm"), "{plain}");
+
+    let mut s = spec();
+    s.tpm = Some("/state/vm1-tpm".into());
+    s.extra_args = vec!["-S".into()];
+    s.validate().unwrap();
+    assert_eq!(s.tpm_socket(), Some(PathBuf::from("/logs/vm1.swtpm.sock")));
+    assert_eq!(
+        s.tpm_log_file(3),
+        PathBuf::from("/logs/vm1.boot3.swtpm.log")
+    );
+    let a = s.qemu_args();
+    let tail: Vec<&str> = a
+        .iter()
+        .map(String::as_str)
+        .skip_while(|x| *x != "-boot")
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "-boot",
+            "n",
+            "-chardev",
+            "socket,id=chrtpm,path=/logs/vm1.swtpm.sock",
+            "-tpmdev",
+            "emulator,id=tpm0,chardev=chrtpm",
+            "-device",
+            "tpm-tis,tpmdev=tpm0",
+            "-S",
+        ]
+    );
+}
+
+#[test]
+fn tpm_paths_options_would_split_are_refused() {
+    for bad in ["/state/a,b", "/state/x,path=/etc/passwd", ""] {
+        let mut s = spec();
+        s.tpm = Some(bad.into());
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.starts_with("VM vm1: TPM state folder"), "{bad:?}: {e}");
+    }
+    // the socket lives in the log folder: a comma there is refused only with a TPM
+    let mut s = spec();
+    s.log_dir = Some("/tmp/a,b".into());
+    s.validate().unwrap();
+    s.tpm = Some("/state/t".into());
+    let e = s.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("TPM control socket \"/tmp/a,b/vm1.swtpm.sock\""),
+        "{e}"
+    );
+    let mut s = spec();
+    s.log_dir = Some(format!("/{}", "l".repeat(95)).into());
+    s.tpm = Some("/state/t".into());
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.contains("use a shorter log folder or VM name"), "{e}");
 }
