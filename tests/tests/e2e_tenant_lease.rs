@@ -201,6 +201,7 @@ fn a_whole_lease_from_request_to_the_tenant_os() {
     );
 
     check_disk(&disk.0, &art_dir);
+    no_key_at_the_lm(&w, &image, &lease, &disk.0);
     reboot_within_the_lease(&w, &vm, &gw, &lease, t0);
     release_and_wipe(&w, &vm, &lease, &disk.0, t0);
 }
@@ -291,6 +292,61 @@ fn release_and_wipe(w: &World, vm: &VmHandle, lease: &str, disk: &Path, t0: Inst
         "the slot header (wrapped image key) survived"
     );
     stamp("server idle, lease ended, every start-up key on the disk destroyed");
+}
+
+/// The LM's store, its log and its API answers hold neither the image key (from the
+/// organizer's key store) nor the start-up key (recovered from the server's disk with the
+/// weak root of the identity the agent reported), in any encoding; the scanner finds the image
+/// key in the organizer's key file (the control).
+fn no_key_at_the_lm(w: &World, image: &str, lease: &str, disk: &Path) {
+    use lab::tenant::key_scan::{Identity, files_with, find, weak_startup_key};
+    let key_file = w.po.state_dir.join(format!("keys/{image}.1.key"));
+    let text = std::fs::read_to_string(&key_file).expect("the organizer's key file");
+    let image_key = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, text.trim())
+        .expect("base64 key");
+    assert!(
+        find(text.as_bytes(), &image_key).is_some(),
+        "the scanner misses a planted key"
+    );
+    let facts = w.lm.show(VM).expect("server").facts.expect("facts");
+    let startup = weak_startup_key(
+        &std::fs::read(disk).expect("disk"),
+        &Identity::from_facts(&facts),
+    )
+    .expect("the start-up key, recovered from the disk");
+    let answers: Vec<String> = [
+        vec!["lease", "show", lease, "--json"],
+        vec!["server", "show", VM, "--json"],
+        vec!["lease", "list", "--json"],
+        vec!["events", "--json"],
+        vec!["audit", "list", "--json"],
+    ]
+    .iter()
+    .map(|a| w.lm.console(a).unwrap_or_else(|e| panic!("{a:?}: {e}")))
+    .collect();
+    let log = std::fs::read(w.lab.log_dir().join("lease-manager.log")).expect("LM log");
+    for (what, key) in [
+        ("image key", &image_key[..]),
+        ("start-up key", &startup[..]),
+    ] {
+        let stored = files_with(w.lm.state_dir(), key).expect("scan");
+        assert!(
+            stored.is_empty(),
+            "the {what} is in the LM's store: {stored:?}"
+        );
+        assert!(find(&log, key).is_none(), "the {what} is in the LM's log");
+        for a in &answers {
+            assert!(
+                find(a.as_bytes(), key).is_none(),
+                "the {what} is in an API answer"
+            );
+        }
+    }
+    println!(
+        "         neither key in the LM's store ({}), log or {} API answers",
+        w.lm.state_dir().display(),
+        answers.len()
+    );
 }
 
 fn check_disk(disk: &Path, art_dir: &Path) {

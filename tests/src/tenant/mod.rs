@@ -3,4 +3,5 @@
 //! the tenant tests and by `lab demo`. IO.
 
 pub mod helpers;
+pub mod key_scan;
 pub mod world;
