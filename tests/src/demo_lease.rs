@@ -71,6 +71,7 @@ struct Disk(PathBuf);
 impl Drop for Disk {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir_all(self.0.with_extension("tpm"));
     }
 }
 
@@ -136,6 +137,8 @@ pub fn run(art: &Artifacts, opts: &LeaseDemoOptions) -> Result<()> {
         .with_context(|| format!("creating {}", disk.0.display()))?;
     let mut spec = VmSpec::new(VM, MAC);
     spec.disks = vec![disk.0.clone()];
+    // A software TPM 2.0 (swtpm): the agent seals its host root to it (root=tpm).
+    spec.tpm = Some(disk.0.with_extension("tpm"));
     if opts.uefi {
         spec.firmware = Firmware::Uefi;
         spec.nic_rom = NicRom::FirmwareOnly;
@@ -154,7 +157,7 @@ pub fn run(art: &Artifacts, opts: &LeaseDemoOptions) -> Result<()> {
     )?;
     let vm = vm.context("no VM")?;
     println!(
-        "         logs in {}; server {VM}: MAC {MAC}, 256 MiB virtio disk, powered off",
+        "         logs in {}; server {VM}: MAC {MAC}, 256 MiB virtio disk, TPM 2.0 (swtpm), powered off",
         w.lab.log_dir().display()
     );
     step(t0, "operator: lease-manager server list");

@@ -291,6 +291,16 @@ fn release_and_wipe(w: &World, vm: &VmHandle, lease: &str, disk: &Path, t0: Inst
         wiped[1 << 20..(1 << 20) + 4096].iter().all(|b| *b == 0),
         "the slot header (wrapped image key) survived"
     );
+    // Even with the host's identity (its weak root) nothing on the disk yields a start-up key.
+    let facts = w.lm.show(VM).expect("server").facts.expect("facts");
+    let left = lab::tenant::key_scan::weak_startup_key(
+        &wiped,
+        &lab::tenant::key_scan::Identity::from_facts(&facts),
+    );
+    assert!(
+        left.is_err(),
+        "a start-up key is still recoverable from the disk"
+    );
     stamp("server idle, lease ended, every start-up key on the disk destroyed");
 }
 
