@@ -77,6 +77,10 @@ pub struct GatewaySection {
     /// WireGuard keepalive the agents are asked to send (default 15, 0 for none).
     #[serde(default)]
     pub keepalive_secs: Option<u16>,
+    /// Refuse servers whose start-up key would only have the weak, identity-derived root
+    /// (no TPM): their registration is refused with `weak-host-root` (default false).
+    #[serde(default)]
+    pub require_tpm: Option<bool>,
 }
 
 /// The validated configuration.
@@ -107,6 +111,7 @@ pub struct GatewayConfig {
     pub crl_refresh_secs: u64,
     pub crl_max_age_secs: u64,
     pub keepalive_secs: u16,
+    pub require_tpm: bool,
 }
 
 impl GatewayConfig {
@@ -343,6 +348,7 @@ fn validate_gateway(g: &GatewaySection) -> Result<GatewayConfig, (&'static str, 
         crl_refresh_secs,
         crl_max_age_secs,
         keepalive_secs: g.keepalive_secs.unwrap_or(15),
+        require_tpm: g.require_tpm.unwrap_or(false),
     })
 }
 
@@ -389,6 +395,9 @@ private_networks = [{private}]
 # crl_refresh_secs = 10
 # crl_max_age_secs = 60
 # keepalive_secs = 15
+# Refuse servers without a TPM (their start-up key would have only the weak root derived
+# from the server's identity).
+# require_tpm = false
 "#
     )
 }

@@ -288,6 +288,7 @@ async fn agent_side(
     let wg_key = PrivateKey::generate_os();
     let body = serde_json::to_vec(&RegisterPeer {
         wg_public_key: WgPublicKey(*wg_key.public_key().as_bytes()),
+        host_root: Some(po_api::HostRoot::Tpm),
     })
     .unwrap();
     let (st, _, body) = timed(call(dc, None, tls, "POST", "/v1/peers", Some(body), None))

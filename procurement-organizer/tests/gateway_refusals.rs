@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::world::{VM1, lease_id, reg_body, world};
+use common::world::{VM1, lease_id, reg_body, reg_body_root, world, world_with};
 use common::{Agent, agent, call, code, crl, tenant_cert};
 use lm_pki::Authority;
 use po_api::ErrorCode;
@@ -110,4 +110,55 @@ async fn refusals_at_registration() {
     *w.lm.down.lock().unwrap() = Some("connection refused".into());
     let (st, _, body) = post(&good, reg_body(1)).await.unwrap();
     assert_eq!((st, code(&body)), (503, ErrorCode::Unavailable));
+}
+
+/// `require_tpm`: a server stating the weak root, or none, is refused with `weak-host-root`
+/// and gets no peer; one stating a TPM is admitted. Without the policy, weak is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_requiring_a_tpm_refuses_weak_host_roots() {
+    use po_api::HostRoot;
+    let w = world_with("55", |t| {
+        t.replace("# require_tpm = false", "require_tpm = true")
+    })
+    .await;
+    let good = agent(&w.ca, VM1, 0x55);
+    let post = |body: Vec<u8>| {
+        call(
+            w.register,
+            None,
+            Some((&w.gw_cert, &good)),
+            "POST",
+            "/v1/peers",
+            Some(body),
+            None,
+        )
+    };
+    for root in [None, Some(HostRoot::Weak)] {
+        let (st, _, body) = post(reg_body_root(1, root)).await.unwrap();
+        assert_eq!(
+            (st, code(&body)),
+            (403, ErrorCode::WeakHostRoot),
+            "{root:?}"
+        );
+        assert!(String::from_utf8_lossy(&body).contains("require_tpm"));
+    }
+    assert!(w.wg.peers.lock().unwrap().is_empty(), "no peer was added");
+    let (st, _, _) = post(reg_body_root(1, Some(HostRoot::Tpm))).await.unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(w.wg.peers.lock().unwrap().len(), 1);
+
+    let w = world("56").await;
+    let good = agent(&w.ca, VM1, 0x56);
+    let (st, _, _) = call(
+        w.register,
+        None,
+        Some((&w.gw_cert, &good)),
+        "POST",
+        "/v1/peers",
+        Some(reg_body_root(2, Some(HostRoot::Weak))),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(st, 200, "without the policy the weak root is admitted");
 }

@@ -117,8 +117,15 @@ impl GatewayClient {
                     .ok_or_else(|| transient(anyhow!("the gateway's name has no IPv4 address")))?
             }
         };
+        // The root the start-up key will be sealed to, for the tenant's policy.
+        let host_root = if crate::host_root::tpm_device().is_some() {
+            po_api::HostRoot::Tpm
+        } else {
+            po_api::HostRoot::Weak
+        };
         let body = serde_json::to_vec(&RegisterPeer {
             wg_public_key: po_api::WgPublicKey(wg_public_key),
+            host_root: Some(host_root),
         })
         .map_err(|e| failure(Outcome::Fatal, e.into()))?;
         let req = http::post_json(

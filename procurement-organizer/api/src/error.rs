@@ -30,6 +30,8 @@ pub enum ErrorCode {
     NoSuchKey,
     /// The request did not come from the tunnel address registered for this certificate.
     NotFromTunnel,
+    /// The tenant's policy requires a TPM-rooted start-up key and the server has none.
+    WeakHostRoot,
     /// The tunnel network has no free address.
     NoAddress,
     /// The gateway cannot decide now (the Lease Manager or its revocation list is not
@@ -54,6 +56,7 @@ impl ErrorCode {
             Self::WrongImage => "wrong-image",
             Self::NoSuchKey => "no-such-key",
             Self::NotFromTunnel => "not-from-tunnel",
+            Self::WeakHostRoot => "weak-host-root",
             Self::NoAddress => "no-address",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -76,7 +79,8 @@ impl ErrorCode {
             | Self::Revoked
             | Self::Expired
             | Self::WrongImage
-            | Self::NotFromTunnel => 403,
+            | Self::NotFromTunnel
+            | Self::WeakHostRoot => 403,
             Self::UnknownLease | Self::NoSuchKey => 404,
             Self::NoAddress | Self::Unavailable => 503,
             Self::Internal => 500,
@@ -119,6 +123,7 @@ mod tests {
             ErrorCode::WrongImage,
             ErrorCode::NoSuchKey,
             ErrorCode::NotFromTunnel,
+            ErrorCode::WeakHostRoot,
             ErrorCode::NoAddress,
             ErrorCode::Unavailable,
             ErrorCode::Internal,

@@ -34,4 +34,4 @@ pub use key::{
 };
 pub use net::{Ipv4Net, NetError, WgPublicKey, WgPublicKeyError};
 pub use paths::{ImageFile, parse_image_path};
-pub use register::{PeerRegistered, RegisterPeer};
+pub use register::{HostRoot, PeerRegistered, RegisterPeer};

@@ -17,6 +17,31 @@ use crate::{ImageSigningKey, Ipv4Net, WgPublicKey};
 pub struct RegisterPeer {
     /// The agent's WireGuard public key (its private key stays in the agent's RAM).
     pub wg_public_key: WgPublicKey,
+    /// The root the server's start-up key will be bound to; absent (an older agent) counts as
+    /// weak. A gateway with `require_tpm` refuses anything but `tpm` (`weak-host-root`). The
+    /// agent's word, as trustworthy as the LM-certified agent itself (no attestation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_root: Option<HostRoot>,
+}
+
+/// Where a server's host root of trust comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostRoot {
+    /// A key sealed to the server's TPM 2.0.
+    Tpm,
+    /// Derived from the server's identity (SMBIOS, MACs, disk serials): binds the image to the
+    /// host, not to a secret.
+    Weak,
+}
+
+impl HostRoot {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tpm => "tpm",
+            Self::Weak => "weak",
+        }
+    }
 }
 
 /// Answer to a registration: the peer is added on the gateway.
@@ -82,6 +107,7 @@ mod tests {
     fn register_golden_json() {
         let r = RegisterPeer {
             wg_public_key: WgPublicKey([0; 32]),
+            host_root: None,
         };
         let j = serde_json::to_string(&r).unwrap();
         assert_eq!(
@@ -89,6 +115,16 @@ mod tests {
             r#"{"wg_public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}"#
         );
         assert_eq!(serde_json::from_str::<RegisterPeer>(&j).unwrap(), r);
+        let t = RegisterPeer {
+            host_root: Some(HostRoot::Tpm),
+            ..r
+        };
+        let j = serde_json::to_string(&t).unwrap();
+        assert!(j.ends_with(r#","host_root":"tpm"}"#), "{j}");
+        assert_eq!(serde_json::from_str::<RegisterPeer>(&j).unwrap(), t);
+        assert!(
+            serde_json::from_str::<RegisterPeer>(&j.replace("\"tpm\"", "\"tmp\"")).is_err()
+        );
     }
 
     #[test]

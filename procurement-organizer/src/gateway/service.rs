@@ -186,6 +186,23 @@ impl Gateway {
             log_denial("register", &cert, None, d);
         }
         decided?;
+        if self.cfg.require_tpm && req.host_root != Some(po_api::HostRoot::Tpm) {
+            let d = Denial {
+                code: ErrorCode::WeakHostRoot,
+                reason: "weak-host-root",
+                message: format!(
+                    "the tenant requires a TPM-rooted start-up key (gateway.require_tpm) and server {} has {}",
+                    cert.server,
+                    req.host_root
+                        .map_or("no stated root (counted as weak)", |r| match r {
+                            po_api::HostRoot::Tpm => "a TPM",
+                            po_api::HostRoot::Weak => "only the weak root (no TPM)",
+                        })
+                ),
+            };
+            log_denial("register", &cert, None, &d);
+            return Err(d);
+        }
         let mut table = self.peers.lock().await;
         let mut next = table.clone();
         let reg = next

@@ -113,11 +113,18 @@ pub fn make_gateway(
 }
 
 pub async fn world(agent_serial: &str) -> World {
+    world_with(agent_serial, |t| t).await
+}
+
+/// Like [`world`], with the organizer's config text edited first.
+pub async fn world_with(agent_serial: &str, edit: impl Fn(String) -> String) -> World {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let text = example("b.json", "state", DC, "127.99.0.0/24".parse().unwrap(), &[])
-        .replace("# crl_refresh_secs = 10", "crl_refresh_secs = 1")
-        .replace("# lm_poll_secs = 3", "lm_poll_secs = 1");
+    let text = edit(
+        example("b.json", "state", DC, "127.99.0.0/24".parse().unwrap(), &[])
+            .replace("# crl_refresh_secs = 10", "crl_refresh_secs = 1")
+            .replace("# lm_poll_secs = 3", "lm_poll_secs = 1"),
+    );
     let cfg = Config::parse(&text, &dir.path().join("organizer.toml")).unwrap();
     let ca = Authority::generate(SystemTime::now(), 1u64.into())
         .unwrap()
@@ -184,9 +191,19 @@ pub async fn world(agent_serial: &str) -> World {
     }
 }
 
+/// A registration stating the host root.
+pub fn reg_body_root(k: u8, root: Option<po_api::HostRoot>) -> Vec<u8> {
+    serde_json::to_vec(&po_api::RegisterPeer {
+        wg_public_key: WgPublicKey([k; 32]),
+        host_root: root,
+    })
+    .unwrap()
+}
+
 pub fn reg_body(k: u8) -> Vec<u8> {
     serde_json::to_vec(&po_api::RegisterPeer {
         wg_public_key: WgPublicKey([k; 32]),
+        host_root: None,
     })
     .unwrap()
 }
