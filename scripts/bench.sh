@@ -2,7 +2,9 @@
 # Benchmarks (separate from the tests): the Lease Manager's DHCP and TFTP servers against
 # reference servers in the same run, in network namespaces this script's tools create and
 # delete. Installs the reference tools first. Run as root. Results: docs/benchmarks.md.
-#   scripts/bench.sh [all|dhcp|tftp|fleet|image|tunnel]
+#   scripts/bench.sh [all|dhcp|tftp|fleet|image|tunnel|lease]
+# `lease` (the whole lease in the QEMU lab, request -> tenant OS, against the floor of the same
+# lab) builds the lab artifacts (scripts/lab-prepare.sh) and runs 3 rounds; `all` runs it last.
 # `tunnel` (WireGuard: wg-tunnel vs boringtun-cli with iperf3, in namespaces) installs iperf3,
 # wireguard-tools and boringtun-cli (under target/bench-tools); `all` runs it after `image`.
 # `image` (sealed image seal/open vs openssl speed, reader memory) needs no root or namespaces,
@@ -29,6 +31,16 @@ run_tunnel() {
   say "running the tunnel benchmark (iperf3 through wg-tunnel and boringtun-cli, 3 rounds of 10 s)"
   target/debug/lab bench tunnel
 }
+run_lease() {
+  say "building the lab artifacts and the debug binaries the lab runs (scripts/lab-prepare.sh)"
+  scripts/lab-prepare.sh
+  say "running the whole-lease benchmark (QEMU, 3 rounds of a lease, a PXE boot and a direct kernel boot; about 2 minutes)"
+  target/debug/lab bench lease --artifacts target/lab
+}
+if [[ "${1:-all}" == lease ]]; then
+  run_lease
+  exit 0
+fi
 if [[ "${1:-all}" == tunnel ]]; then
   run_tunnel
   exit 0
@@ -48,4 +60,4 @@ case "${1:-all}" in
 esac
 say "running the benchmarks (perfdhcp, curl and atftp against each server, fleet-sim against the LM; takes a few minutes)"
 target/debug/lab bench "${1:-all}" --lease-manager target/release/lease-manager
-if [[ "${1:-all}" == all ]]; then run_image; run_tunnel; fi
+if [[ "${1:-all}" == all ]]; then run_image; run_tunnel; run_lease; fi

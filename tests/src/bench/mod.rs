@@ -1,12 +1,14 @@
 //! Benchmarks of the Lease Manager's network-boot services against reference servers, each pair
 //! measured in the same run on a namespace pair joined by a veth (server 10.88.0.1/16, client
 //! 10.88.0.2/16). `lab bench` runs them; `scripts/bench.sh` installs the reference tools.
-//! Results go to `docs/benchmarks.md` by hand, with the command.
+//! Results go to `docs/benchmarks.md` by hand, with the command. [`lease`] times the whole lease
+//! in the QEMU lab against the floor of the same lab instead.
 
 pub mod dhcp;
 pub mod dhcp_latency;
 pub mod fleet;
 pub mod image;
+pub mod lease;
 pub mod perfdhcp;
 pub mod report;
 pub mod tftp;

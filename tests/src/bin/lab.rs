@@ -68,6 +68,22 @@ enum Cmd {
         /// Size of the generated image for `image`, MiB.
         #[arg(long, default_value_t = 1024)]
         image_mib: u64,
+        /// Rounds for `lease` (each: a whole lease, a PXE boot and a direct kernel boot).
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Tunnel rate for `lease`'s floor, Gbit/s (default: the wg-tunnel figure recorded in
+        /// docs/benchmarks.md, 2.83).
+        #[arg(long)]
+        tunnel_gbit: Option<f64>,
+        /// `lease`: print the figures as JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Artifacts of scripts/lab-prepare.sh for `lease` and `fleet` (default target/lab).
+        #[arg(long)]
+        artifacts: Option<PathBuf>,
+        /// `lease`: give up waiting for a console marker after this many seconds.
+        #[arg(long, default_value_t = 240)]
+        timeout: u64,
     },
     /// Send a Wake-on-LAN magic packet out of an interface inside a namespace.
     Wake {
@@ -99,6 +115,10 @@ enum BenchWhat {
     /// WireGuard tunnel throughput and handshake: wg-tunnel vs boringtun-cli (iperf3). Not part
     /// of `all`: it needs wg-node and boringtun-cli built (scripts/bench.sh tunnel).
     Tunnel,
+    /// The whole lease in the QEMU lab (request -> tenant OS, each phase) against the floor of
+    /// the same lab (PXE boot, direct kernel boot, image at the tunnel rate). Not part of
+    /// `all`: it needs the lab artifacts and the debug binaries (scripts/bench.sh lease).
+    Lease,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -164,12 +184,25 @@ fn main() -> Result<()> {
             ..
         } => bench_image(image_mib),
         Cmd::Bench {
+            what: BenchWhat::Lease,
+            rounds,
+            tunnel_gbit,
+            json,
+            artifacts,
+            timeout,
+            ..
+        } => bench_lease(rounds, tunnel_gbit, json, artifacts, timeout),
+        Cmd::Bench {
             what,
             lease_manager,
+            artifacts,
             secs,
             agents,
             ..
-        } => bench(what, lease_manager, secs, agents),
+        } => {
+            set_artifacts(artifacts);
+            bench(what, lease_manager, secs, agents)
+        }
         Cmd::Demo {
             artifacts,
             wake_only,
@@ -275,6 +308,47 @@ fn up(vms: u8, uefi: bool, power_on: bool, log_dir: Option<PathBuf>) -> Result<(
     unsafe { libc::sigwait(&set, &mut sig) };
     println!("signal {sig}: tearing down");
     drop(lab);
+    Ok(())
+}
+
+/// `--artifacts`: where `lab::Artifacts::locate` looks.
+fn set_artifacts(dir: Option<PathBuf>) {
+    if let Some(a) = dir {
+        // SAFETY: called before any lab thread starts; the only other thread sleeps in
+        // sigwait until a signal (as in `Demo`).
+        unsafe { std::env::set_var("LAB_ARTIFACTS", a) };
+    }
+}
+
+fn bench_lease(
+    rounds: u32,
+    tunnel_gbit: Option<f64>,
+    json: bool,
+    artifacts: Option<PathBuf>,
+    timeout: u64,
+) -> Result<()> {
+    use lab::bench::lease::{self, report};
+    set_artifacts(artifacts);
+    let art = lab::Artifacts::locate()?;
+    let bins = lab::tenant::world::Bins::locate()?;
+    let (gbit, source) = match tunnel_gbit {
+        Some(g) => (g, "given with --tunnel-gbit"),
+        None => (lease::TUNNEL_GBIT_RECORDED, lease::TUNNEL_GBIT_SOURCE),
+    };
+    let opts = lease::Options {
+        rounds,
+        tunnel_gbit: gbit,
+        timeout: std::time::Duration::from_secs(timeout),
+    };
+    let rounds = lease::bench(&art, &bins, &opts)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::summary(&rounds, gbit, source))?
+        );
+    } else {
+        println!("{}", report::report(&rounds, gbit, source));
+    }
     Ok(())
 }
 
