@@ -31,6 +31,17 @@ pub struct ConfigFile {
     pub wake: WakePolicy,
     #[serde(default)]
     pub leases: LeasesSection,
+    #[serde(default)]
+    pub power: PowerSection,
+}
+
+/// `[power]`: out-of-band power control besides Wake-on-LAN.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerSection {
+    /// The command that power-cycles a server (argv; `{name}` and `{mac}` are filled in),
+    /// run when a released server is running its tenant OS (no agent hears the release).
+    pub cycle_command: Option<Vec<String>>,
 }
 
 /// `[leases]`: lease and enrollment limits (every key optional).
@@ -178,6 +189,8 @@ pub struct Config {
     pub dhcp: DhcpSection,
     pub wake: WakePolicy,
     pub leases: LeaseSettings,
+    /// `[power] cycle_command`, validated (non-empty, an absolute program path).
+    pub cycle_command: Option<Vec<String>>,
 }
 
 /// A configuration problem.
@@ -287,6 +300,15 @@ impl Config {
             dhcp: f.dhcp,
             wake: f.wake,
             leases,
+            cycle_command: match f.power.cycle_command {
+                Some(argv) if argv.first().is_none_or(|p| !p.starts_with('/')) => {
+                    return Err(invalid(
+                        "power.cycle_command",
+                        "give the program as an absolute path, then its arguments",
+                    ));
+                }
+                other => other,
+            },
         })
     }
 

@@ -150,20 +150,48 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     });
 
-    // Effects of committed transactions: wakes for lease servers.
+    // Effects of committed transactions: wakes for lease servers; a power cycle for a released
+    // server whose agent started the tenant OS (no agent hears that release).
     let mut effects = inventory.take_effects();
     let (inv_e, power_e, policy_e) = (inventory.clone(), power.clone(), cfg.wake.clone());
+    let cycle = Arc::new(power::PowerCycle::new(cfg.cycle_command.clone()));
     tokio::spawn(async move {
         while let Some(eff) = effects.recv().await {
-            if let Effect::Wake { mac, boot_id } = eff {
-                tokio::spawn(wake::supervise(
-                    inv_e.clone(),
-                    power_e.clone(),
-                    policy_e.clone(),
+            match eff {
+                Effect::Wake { mac, boot_id } => {
+                    tokio::spawn(wake::supervise(
+                        inv_e.clone(),
+                        power_e.clone(),
+                        policy_e.clone(),
+                        mac,
+                        boot_id,
+                        1,
+                    ));
+                }
+                Effect::ServerChanged {
                     mac,
-                    boot_id,
-                    1,
-                ));
+                    state: lm_api::ServerState::Releasing { boot_id: Some(_) },
+                } => {
+                    let Some(target) = inv_e.needs_power_cycle(mac) else {
+                        continue;
+                    };
+                    let (inv, cycle) = (inv_e.clone(), cycle.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let r = cycle.cycle(&target).map_err(|e| e.to_string());
+                        match &r {
+                            Ok(()) => {
+                                tracing::info!(server = %target.name, mac = %target.mac, "power-cycled a released server running its tenant OS")
+                            }
+                            Err(e) => {
+                                tracing::error!(server = %target.name, mac = %target.mac, error = %e, "power cycle failed")
+                            }
+                        }
+                        if let Err(e) = inv.audit_power_cycle(target.mac, r) {
+                            tracing::error!(error = %e, "cannot audit the power cycle");
+                        }
+                    });
+                }
+                _ => {}
             }
         }
     });

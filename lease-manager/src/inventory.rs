@@ -343,6 +343,7 @@ impl Inventory {
                 lease: None,
                 cert_serial: None,
                 token_key: None,
+                started_boot: None,
             };
             w.audit(
                 "server.added",
@@ -427,6 +428,60 @@ impl Inventory {
                 leases::server_changed(w, mac)?;
             }
             Ok(r)
+        })
+    }
+
+    /// Records that the agent of `boot_id` started the tenant OS (an ok `start` report of the
+    /// server's current boot); persisted before it returns. Other boots change nothing.
+    pub fn record_started(
+        &self,
+        mac: MacAddr,
+        boot_id: lm_api::BootId,
+    ) -> Result<(), InventoryError> {
+        self.transact("lm", |w| {
+            let mut rec = w
+                .server(mac)
+                .ok_or_else(|| InventoryError::NotFound(mac.to_string()))?;
+            if rec.state.boot_id() == Some(boot_id) && rec.started_boot != Some(boot_id) {
+                rec.started_boot = Some(boot_id);
+                w.put_server(rec);
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether the server's current boot started the tenant OS (so only a power cycle brings
+    /// an agent back), and the target to cycle.
+    pub fn needs_power_cycle(&self, mac: MacAddr) -> Option<crate::power::PowerTarget> {
+        let r = self.get(mac)?;
+        let b = r.state.boot_id()?;
+        (r.started_boot == Some(b)).then(|| crate::power::PowerTarget {
+            name: r.name.clone(),
+            mac: r.mac,
+            wol_password: r.wol_password,
+        })
+    }
+
+    /// Appends the outcome of a power cycle to the audit log.
+    pub fn audit_power_cycle(
+        &self,
+        mac: MacAddr,
+        result: Result<(), String>,
+    ) -> Result<(), InventoryError> {
+        self.transact("lm", |w| {
+            let rec = w
+                .server(mac)
+                .ok_or_else(|| InventoryError::NotFound(mac.to_string()))?;
+            let (action, detail) = match result {
+                Ok(()) => (
+                    "server.power-cycled",
+                    "released while its tenant OS ran: power-cycled into the agent for the wipe"
+                        .to_string(),
+                ),
+                Err(e) => ("server.power-cycle-failed", e),
+            };
+            w.audit(action, rec.lease, Some(&rec.name), None, detail);
+            Ok(())
         })
     }
 

@@ -207,6 +207,7 @@ mod tests {
             lease: None,
             cert_serial: None,
             token_key: None,
+            started_boot: None,
         }
     }
 

@@ -144,6 +144,7 @@ pub struct Lab {
     next_port: AtomicU32,
     wol: Option<WolListener>,
     ra: Option<RaResponder>,
+    bmc: Option<crate::bmc::Bmc>,
     ns: Netns,
 }
 
@@ -207,6 +208,20 @@ impl Lab {
         } else {
             None
         };
+        // The virtual BMC: a power cycle of a registered VM, for the LM's cycle_command.
+        let s = shared.clone();
+        let bmc = crate::bmc::Bmc::start(&log_dir.join("bmc.sock"), move |mac| {
+            let vm = s
+                .vms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .find(|v| v.mac() == mac)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no VM with MAC {mac} in the lab"))?;
+            vm.power_off();
+            vm.power_on().map(|_| ())
+        })?;
         tracing::info!(netns = ns.name(), log_dir = %log_dir.display(), took = ?t.elapsed(), "lab up");
         Ok(Lab {
             spec,
@@ -215,8 +230,14 @@ impl Lab {
             next_port: AtomicU32::new(0),
             wol,
             ra,
+            bmc: Some(bmc),
             ns,
         })
+    }
+
+    /// The virtual BMC's socket (`lab-bmc <socket> cycle <mac>` power-cycles a VM).
+    pub fn bmc_socket(&self) -> Option<&Path> {
+        self.bmc.as_ref().map(|b| b.path())
     }
 
     /// The data-centre namespace (for `ip`, commands, sockets via [`Netns::run`]).
@@ -414,6 +435,7 @@ impl Drop for Lab {
     fn drop(&mut self) {
         let panicking = std::thread::panicking();
         self.wol.take(); // no more wakes
+        self.bmc.take(); // no more power cycles
         for vm in self.vms().iter().rev() {
             vm.shut_down();
         }

@@ -9,6 +9,7 @@
 //! Everything that touches the network runs inside namespaces the lab creates; it needs root.
 
 pub mod bench;
+pub mod bmc;
 pub mod demo;
 pub mod demo_lease;
 pub mod lab;

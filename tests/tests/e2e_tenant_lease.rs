@@ -256,20 +256,35 @@ fn reboot_within_the_lease(w: &World, vm: &VmHandle, gw: &lab::Process, lease: &
     assert_eq!(view.servers[0].state, "running", "{view:?}");
 }
 
-/// Releases the lease; the lab power-cycles the server (as a BMC would) into the agent, which
-/// wipes: the server is idle, the lease ended, the disk's key table empty and its slot header
-/// gone; booting it again gets no answer (the LM expects no boot).
+/// Releases the lease; the LM power-cycles the server (its tenant OS runs, no agent hears the
+/// release) through the lab's virtual BMC, the agent comes up and wipes: the server is idle,
+/// the lease ended, the disk's key table empty and its slot header gone.
 fn release_and_wipe(w: &World, vm: &VmHandle, lease: &str, disk: &Path, t0: Instant) {
     let stamp = |what: &str| println!("[{:>7.2}s] {what}", t0.elapsed().as_secs_f64());
+    let before = vm.boots();
     w.po.json(&["release", lease]).expect("release");
-    w.lm.wait_server(VM, Duration::from_secs(20), |v| {
-        v.state.name() == "releasing"
-    })
-    .expect("releasing");
-    stamp("released; the tenant OS still runs: power-cycling it into the agent");
-    vm.power_off();
-    vm.power_on().expect("power on");
-    let boot = vm.boots();
+    stamp("released; the tenant OS still runs: the LM power-cycles it into the agent");
+    let boot = before + 1;
+    vm.wait_boot(boot, Duration::from_secs(30))
+        .unwrap_or_else(|e| {
+            panic!(
+                "the LM did not power-cycle the server: {e}\n{}",
+                w.lab.dump(40)
+            )
+        });
+    // The cycle is audited once the BMC answered.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let audit = w.lm.console(&["audit", "list"]).expect("audit");
+        if audit.contains("server.power-cycled") {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no server.power-cycled audit entry:\n{audit}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let l = vm
         .wait_marker(boot, "AGENT-WIPED", Duration::from_secs(240))
         .unwrap_or_else(|e| panic!("wipe boot: {e}\n{}", w.lab.dump(80)));

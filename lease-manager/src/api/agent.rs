@@ -330,6 +330,11 @@ pub(super) async fn report(
                 tracing::info!(server = %rec.name, phase = rep.phase.as_str(), state = state.name(), "agent phase done");
             }
         }
+        // The agent is about to kexec into the tenant OS: from now on only a power cycle
+        // brings an agent back to this server (at release).
+        if rep.ok && rep.phase == AgentPhase::Start && rep.detail.contains("kexec=loaded") {
+            inv.record_started(rep.boot_mac, rep.boot_id).map_err(inv_err)?;
+        }
         // Heartbeats of the ready phase are not timeline material; everything else is.
         if !(rep.ok && rep.phase == AgentPhase::Ready) {
             inv.record(

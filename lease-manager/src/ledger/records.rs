@@ -25,6 +25,10 @@ pub struct ServerRecord {
     /// Store key of the latest enrollment token minted for this server's boot.
     #[serde(default)]
     pub token_key: Option<String>,
+    /// The boot attempt whose agent started the tenant OS (kexec): no agent hears that boot's
+    /// release, so a power cycle must return the server to one.
+    #[serde(default)]
+    pub started_boot: Option<lm_api::BootId>,
 }
 
 /// A lease.

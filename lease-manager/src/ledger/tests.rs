@@ -25,6 +25,7 @@ fn ledger(servers: u8) -> Ledger {
             lease: None,
             cert_serial: None,
             token_key: None,
+            started_boot: None,
         };
         l.by_name.insert(rec.name.clone(), mac);
         l.servers.insert(mac, rec);

@@ -2,12 +2,14 @@
 //! and one shared fake for tests. Drivers only deliver; confirming that the server really came
 //! up (its DHCPDISCOVER) is the wake supervisor's job ([`crate::wake`]).
 
+pub mod cycle;
 mod wol;
 pub mod wol_packet;
 
 use lm_api::{MacAddr, WakeMethod};
 use std::sync::Mutex;
 
+pub use cycle::{CycleError, PowerCycle};
 pub use wol::{WakeOnLan, check_interface};
 
 /// A server as a power driver needs it.

@@ -220,6 +220,16 @@ impl World {
             }
         };
         let ca_dir = art.ca_dir();
+        // With a VM, the LM power-cycles it through the lab's virtual BMC (a released server
+        // running its tenant OS has no agent to hear the release).
+        let extra_toml = match (handle.is_some(), lab.bmc_socket()) {
+            (true, Some(sock)) => format!(
+                "[power]\ncycle_command = [{:?}, {:?}, \"cycle\", \"{{mac}}\"]\n",
+                bins.dir.join("lab-bmc").display().to_string(),
+                sock.display().to_string()
+            ),
+            _ => String::new(),
+        };
         let lm = LabLm::start(
             &lab,
             &art,
@@ -228,6 +238,7 @@ impl World {
                 wake_attempts: 3,
                 wake_confirm_ms: if handle.is_some() { 30_000 } else { 20_000 },
                 bin: Some(bins.lease_manager.clone()),
+                extra_toml,
                 ..LmOptions::default()
             },
         )?;
