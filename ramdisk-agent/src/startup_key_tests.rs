@@ -290,13 +290,21 @@ fn shred_all_destroys_every_key_and_leaves_a_foreign_disk_alone() {
     // A disk the agent never wrote: nothing is written.
     std::fs::write(f.disk.path(), vec![0xa5; 8 << 20]).unwrap();
     assert_eq!(shred_all(&f.disk).unwrap(), 0);
-    assert!(std::fs::read(f.disk.path()).unwrap().iter().all(|b| *b == 0xa5));
+    assert!(
+        std::fs::read(f.disk.path())
+            .unwrap()
+            .iter()
+            .all(|b| *b == 0xa5)
+    );
 
     let mut f = fixture();
     let root = HostRoot::weak(&identity("LAB-SRV1")).unwrap();
     install_into(&mut f, &root);
     assert_eq!(shred_all(&f.disk).unwrap(), 1);
-    assert_eq!(gate(&f.disk, &root, live()).unwrap_err().step, GateStep::KeyEntry);
+    assert_eq!(
+        gate(&f.disk, &root, live()).unwrap_err().step,
+        GateStep::KeyEntry
+    );
     assert!(f.disk.read_slot_header().is_err());
     assert_eq!(shred_all(&f.disk).unwrap(), 0);
 }

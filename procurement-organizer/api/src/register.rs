@@ -122,9 +122,7 @@ mod tests {
         let j = serde_json::to_string(&t).unwrap();
         assert!(j.ends_with(r#","host_root":"tpm"}"#), "{j}");
         assert_eq!(serde_json::from_str::<RegisterPeer>(&j).unwrap(), t);
-        assert!(
-            serde_json::from_str::<RegisterPeer>(&j.replace("\"tpm\"", "\"tmp\"")).is_err()
-        );
+        assert!(serde_json::from_str::<RegisterPeer>(&j.replace("\"tpm\"", "\"tmp\"")).is_err());
     }
 
     #[test]

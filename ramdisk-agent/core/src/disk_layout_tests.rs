@@ -89,7 +89,10 @@ fn damaged_or_missing_headers_are_refused() {
 #[test]
 fn host_root_records_round_trip_and_damage_is_refused() {
     let rec = encode_root(b"sealed-blob-bytes", &digest);
-    assert_eq!(decode_root(&rec, &digest), Ok(Some(&b"sealed-blob-bytes"[..])));
+    assert_eq!(
+        decode_root(&rec, &digest),
+        Ok(Some(&b"sealed-blob-bytes"[..]))
+    );
     assert_eq!(decode_root(&[0; 64], &digest), Ok(None));
     let mut bad = rec.clone();
     bad[50] ^= 1;
