@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 # ipxe: undionly.kpxe / ipxe.efi / snponly.efi served over TFTP
 # musl-tools: static musl build of the ramdisk agent (ring's C code)
 # kmod: depmod for the Debian kernel's modules; iproute2: namespaces; curl: TFTP client in tests
-ensure_packages qemu-system-x86 ipxe-qemu ovmf ipxe musl-tools kmod iproute2 curl swtpm swtpm-tools
+ensure_packages qemu-system-x86 ipxe-qemu ovmf ipxe musl-tools kmod iproute2 curl swtpm swtpm-tools strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins
 say "Debian packages present"
 
 if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then

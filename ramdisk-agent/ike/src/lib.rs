@@ -1,0 +1,33 @@
+//! The ramdisk agent's IKEv2 initiator (RFC 7296), first slice: the message codec (our encoder,
+//! a decoder on `ipsec-parser` into a typed view), the SK payload with AES-GCM-16-256
+//! (RFC 5282), the key schedule with PRF_HMAC_SHA2_256, DH groups 31 and 19 through ring, and
+//! the initiator's IKE_SA_INIT exchange as a state machine.
+//!
+//! No IO: no sockets, files or clocks. Time comes in as `Instant`, randomness through
+//! [`Entropy`]; the caller sends what the state machine returns.
+
+pub mod consts;
+pub mod decode;
+pub mod dh;
+pub mod encode;
+pub mod entropy;
+pub mod error;
+pub mod keys;
+pub mod nat;
+pub mod payload;
+pub mod retransmit;
+pub mod sa_init;
+pub mod sa_init_check;
+pub mod sk;
+
+pub use decode::{Message, SkLocation, decode};
+pub use dh::{DhGroup, DhPrivate};
+pub use encode::{Header, encode_message};
+pub use entropy::{Entropy, SeededEntropy, SystemEntropy};
+pub use error::{CryptoError, DecodeError, EncodeError};
+pub use keys::{IkeKeys, derive, prf, prf_plus};
+pub use payload::{Identity, Notify, Payload, Proposal, TrafficSelector, Transform};
+pub use retransmit::RetransmitPolicy;
+pub use sa_init::{Action, InitiatorConfig, Resend, SaInitDone, SaInitiator, StartError, Timeout};
+pub use sa_init_check::DropReason;
+pub use sk::SkKey;
