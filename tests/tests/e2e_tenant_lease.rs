@@ -317,6 +317,29 @@ fn release_and_wipe(w: &World, vm: &VmHandle, lease: &str, disk: &Path, t0: Inst
         "a start-up key is still recoverable from the disk"
     );
     stamp("server idle, lease ended, every start-up key on the disk destroyed");
+
+    // Booting the same VM again after the release starts nothing: the LM expects no boot
+    // (its netboot gate is closed for an idle server), and the disk holds no key anyway.
+    let end = Instant::now() + Duration::from_secs(30);
+    while vm.is_running() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    vm.power_on().expect("power on after the release");
+    let again = vm.current().expect("the boot after the release");
+    std::thread::sleep(Duration::from_secs(20));
+    let started = again
+        .console()
+        .lines_from(0)
+        .into_iter()
+        .filter(|l| l.text.contains("AGENT-") || l.text.contains("TENANT-OS-"))
+        .map(|l| l.text)
+        .collect::<Vec<_>>();
+    assert!(
+        started.is_empty(),
+        "something booted after the release: {started:?}"
+    );
+    vm.power_off();
+    stamp("booted again after the release: no answer from the LM, nothing started");
 }
 
 /// The LM's store, its log and its API answers hold neither the image key (from the
