@@ -1,0 +1,271 @@
+//! One userspace ESP endpoint: a UDP socket (port 4500) and a [`PacketDevice`], one outbound
+//! and one inbound SA, single-threaded with poll(2). Packets from the device are sealed and
+//! sent to the peer; datagrams are classified (RFC 3948): IKE messages go to a channel for the
+//! IKE layer, keepalives are ignored, ESP is opened and written to the device.
+//!
+//! Does IO. Every drop is counted in [`Counters`] (shared, readable from other threads) and
+//! logged at debug level with its typed reason.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use super::tun::PacketDevice;
+use crate::error::DecapError;
+use crate::udp_encap::{self, Datagram};
+use crate::{Decapsulated, InboundSa, OutboundSa};
+
+/// Packets taken from one source before looking at the other.
+const BATCH: usize = 64;
+const BUF: usize = 65_536;
+
+/// What the endpoint has done; each field counts packets.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Read from the device and sent as ESP.
+    pub sent: AtomicU64,
+    /// Opened and written to the device.
+    pub received: AtomicU64,
+    /// Dummy packets (next header 59) received and dropped.
+    pub dummies: AtomicU64,
+    /// IKE messages handed to the channel.
+    pub ike: AtomicU64,
+    pub keepalives: AtomicU64,
+    /// Device packets that are not IPv4 (dropped).
+    pub not_ipv4: AtomicU64,
+    /// Device packets the outbound SA refused (exhausted, expired, too long).
+    pub encap_refused: AtomicU64,
+    /// Datagrams that are neither IKE, keepalive nor ESP, or ESP for an unknown SPI.
+    pub unclassified: AtomicU64,
+    /// Replayed, too old or sequence number 0.
+    pub replayed: AtomicU64,
+    /// Integrity check failed.
+    pub integrity: AtomicU64,
+    /// Any other inbound drop (length, padding, next header, inner packet, expired).
+    pub malformed: AtomicU64,
+    /// sendto or device write failures.
+    pub io_errors: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An IKE message that arrived on the port behind the non-ESP marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IkeDatagram {
+    pub from: SocketAddr,
+    pub message: Vec<u8>,
+}
+
+/// The SA pair and the peer's address.
+#[derive(Debug)]
+pub struct EndpointConfig {
+    pub peer: SocketAddr,
+    pub outbound: OutboundSa,
+    pub inbound: InboundSa,
+}
+
+/// What stopped the loop.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("cannot make the ESP socket non-blocking")]
+    Socket(#[source] io::Error),
+    #[error("poll(2) on the ESP socket and the TUN device failed")]
+    Poll(#[source] io::Error),
+    #[error("reading the TUN device failed")]
+    DeviceRead(#[source] io::Error),
+    #[error("receiving on the ESP socket failed")]
+    SocketRecv(#[source] io::Error),
+}
+
+/// The endpoint; [`Endpoint::run`] loops until the stop flag is set.
+#[derive(Debug)]
+pub struct Endpoint<D: PacketDevice> {
+    sock: UdpSocket,
+    device: D,
+    config: EndpointConfig,
+    ike: Option<mpsc::Sender<IkeDatagram>>,
+    counters: Arc<Counters>,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl<D: PacketDevice> Endpoint<D> {
+    /// `sock` is bound (usually to port 4500) in the right namespace; `ike` receives IKE
+    /// messages (dropped and counted as unclassified when `None`).
+    pub fn new(
+        sock: UdpSocket,
+        device: D,
+        config: EndpointConfig,
+        ike: Option<mpsc::Sender<IkeDatagram>>,
+    ) -> Result<Self, EndpointError> {
+        sock.set_nonblocking(true).map_err(EndpointError::Socket)?;
+        Ok(Self {
+            sock,
+            device,
+            config,
+            ike,
+            counters: Arc::default(),
+            buf: vec![0; BUF],
+            out: Vec::with_capacity(BUF),
+        })
+    }
+
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    /// Sends an IKE message to `to` behind the non-ESP marker.
+    pub fn send_ike(&mut self, message: &[u8], to: SocketAddr) -> io::Result<()> {
+        udp_encap::ike_datagram(message, &mut self.out);
+        self.sock.send_to(&self.out, to).map(|_| ())
+    }
+
+    /// Polls until `stop` is set (checked at least every 100 ms).
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), EndpointError> {
+        while !stop.load(Ordering::Relaxed) {
+            self.poll_once(Duration::from_millis(100))?;
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for work and does what is ready.
+    pub fn poll_once(&mut self, timeout: Duration) -> Result<(), EndpointError> {
+        let mut fds = [
+            libc::pollfd {
+                fd: self.sock.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.device.raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fds` is a live array of two pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(EndpointError::Poll(e));
+        }
+        if fds[1].revents != 0 {
+            self.drain_device()?;
+        }
+        if fds[0].revents != 0 {
+            self.drain_socket()?;
+        }
+        Ok(())
+    }
+
+    fn drain_device(&mut self) -> Result<(), EndpointError> {
+        for _ in 0..BATCH {
+            let n = match self.device.read_packet(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(EndpointError::DeviceRead(e)),
+            };
+            let packet = &self.buf[..n];
+            if packet.first().map(|b| b >> 4) != Some(4) {
+                bump(&self.counters.not_ipv4);
+                continue;
+            }
+            match self
+                .config
+                .outbound
+                .encapsulate(packet, &mut self.out, Instant::now())
+            {
+                Ok(_) => match self.sock.send_to(&self.out, self.config.peer) {
+                    Ok(_) => bump(&self.counters.sent),
+                    Err(e) => {
+                        tracing::debug!(peer = %self.config.peer, "ESP send: {e}");
+                        bump(&self.counters.io_errors);
+                    }
+                },
+                Err(e) => {
+                    tracing::debug!("outbound packet dropped: {e}");
+                    bump(&self.counters.encap_refused);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn drain_socket(&mut self) -> Result<(), EndpointError> {
+        for _ in 0..BATCH {
+            let (n, from) = match self.sock.recv_from(&mut self.buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // ICMP errors from an earlier send surface here; they end nothing.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => return Err(EndpointError::SocketRecv(e)),
+            };
+            self.datagram(n, from);
+        }
+        Ok(())
+    }
+
+    fn datagram(&mut self, n: usize, from: SocketAddr) {
+        let c = &self.counters;
+        let spi = match udp_encap::classify(&self.buf[..n]) {
+            Ok(Datagram::Esp { spi, .. }) => spi,
+            Ok(Datagram::NatKeepalive) => return bump(&c.keepalives),
+            Ok(Datagram::Ike(message)) => {
+                let sent = self.ike.as_ref().is_some_and(|tx| {
+                    tx.send(IkeDatagram {
+                        from,
+                        message: message.to_vec(),
+                    })
+                    .is_ok()
+                });
+                return bump(if sent { &c.ike } else { &c.unclassified });
+            }
+            Err(e) => {
+                tracing::debug!(%from, "UDP/4500 datagram dropped: {e}");
+                return bump(&c.unclassified);
+            }
+        };
+        if spi != self.config.inbound.spi() {
+            tracing::debug!(%from, spi, "ESP for an unknown SPI dropped");
+            return bump(&c.unclassified);
+        }
+        match self
+            .config
+            .inbound
+            .decapsulate(&mut self.buf[..n], Instant::now())
+        {
+            Ok(Decapsulated::Ipv4(inner)) => match self.device.write_packet(inner) {
+                Ok(_) => bump(&c.received),
+                Err(e) => {
+                    tracing::debug!("TUN write: {e}");
+                    bump(&c.io_errors);
+                }
+            },
+            Ok(Decapsulated::Dummy) => bump(&c.dummies),
+            Err(e) => {
+                tracing::debug!(%from, "ESP dropped: {e}");
+                bump(match e {
+                    DecapError::Replayed { .. }
+                    | DecapError::TooOld { .. }
+                    | DecapError::ZeroSequence { .. } => &c.replayed,
+                    DecapError::Integrity { .. } => &c.integrity,
+                    _ => &c.malformed,
+                });
+            }
+        }
+    }
+}
