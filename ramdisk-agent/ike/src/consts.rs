@@ -46,6 +46,9 @@ pub mod transform {
     pub const ESN: u8 = 5;
     pub const ENCR_AES_GCM_16: u16 = 20;
     pub const PRF_HMAC_SHA2_256: u16 = 5;
+    /// Extended sequence numbers: off (the only value this crate offers) and on.
+    pub const ESN_NONE: u16 = 0;
+    pub const ESN_ON: u16 = 1;
     /// Transform attribute "Key Length" (TV format, RFC 7296 3.3.5).
     pub const ATTR_KEY_LENGTH: u16 = 14;
 }
@@ -61,9 +64,17 @@ pub mod protocol {
 pub mod notify {
     pub const UNSUPPORTED_CRITICAL_PAYLOAD: u16 = 1;
     pub const INVALID_SYNTAX: u16 = 7;
+    pub const INVALID_MESSAGE_ID: u16 = 9;
     pub const NO_PROPOSAL_CHOSEN: u16 = 14;
     pub const INVALID_KE_PAYLOAD: u16 = 17;
     pub const AUTHENTICATION_FAILED: u16 = 24;
+    pub const SINGLE_PAIR_REQUIRED: u16 = 34;
+    pub const NO_ADDITIONAL_SAS: u16 = 35;
+    pub const INTERNAL_ADDRESS_FAILURE: u16 = 36;
+    pub const FAILED_CP_REQUIRED: u16 = 37;
+    pub const TS_UNACCEPTABLE: u16 = 38;
+    pub const INVALID_SELECTORS: u16 = 39;
+    pub const TEMPORARY_FAILURE: u16 = 43;
     pub const INITIAL_CONTACT: u16 = 16384;
     pub const NAT_DETECTION_SOURCE_IP: u16 = 16388;
     pub const NAT_DETECTION_DESTINATION_IP: u16 = 16389;
@@ -71,6 +82,14 @@ pub mod notify {
     pub const SIGNATURE_HASH_ALGORITHMS: u16 = 16431;
     /// Types below this are errors (RFC 7296 3.10.1).
     pub const FIRST_STATUS: u16 = 16384;
+}
+
+/// Hash algorithm ids in SIGNATURE_HASH_ALGORITHMS (RFC 7427 7, IANA).
+pub mod hash {
+    pub const SHA1: u16 = 1;
+    pub const SHA2_256: u16 = 2;
+    pub const SHA2_384: u16 = 3;
+    pub const SHA2_512: u16 = 4;
 }
 
 /// Identification types (RFC 7296 3.5).

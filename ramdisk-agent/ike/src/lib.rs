@@ -1,23 +1,31 @@
 //! The ramdisk agent's IKEv2 initiator (RFC 7296), first slice: the message codec (our encoder,
 //! a decoder on `ipsec-parser` into a typed view), the SK payload with AES-GCM-16-256
 //! (RFC 5282), the key schedule with PRF_HMAC_SHA2_256, DH groups 31 and 19 through ring, and
-//! the initiator's IKE_SA_INIT exchange as a state machine.
+//! the initiator's IKE_SA_INIT exchange as a state machine; second slice: IKE_AUTH with X.509
+//! certificates (RFC 7427 ECDSA P-256 signatures, the responder's certificate pinned or
+//! CA-signed) and the first child SA's SPIs and keys.
 //!
 //! No IO: no sockets, files or clocks. Time comes in as `Instant`, randomness through
 //! [`Entropy`]; the caller sends what the state machine returns.
 
+pub mod cert;
+pub mod child;
 pub mod consts;
 pub mod decode;
 pub mod dh;
 pub mod encode;
 pub mod entropy;
 pub mod error;
+pub mod ike_auth;
+pub mod ike_auth_check;
 pub mod keys;
 pub mod nat;
 pub mod payload;
 pub mod retransmit;
 pub mod sa_init;
 pub mod sa_init_check;
+pub mod signature;
+pub mod signed_octets;
 pub mod sk;
 
 pub use decode::{Message, SkLocation, decode};
@@ -31,3 +39,11 @@ pub use retransmit::RetransmitPolicy;
 pub use sa_init::{Action, InitiatorConfig, Resend, SaInitDone, SaInitiator, StartError, Timeout};
 pub use sa_init_check::DropReason;
 pub use sk::SkKey;
+
+pub use cert::{CertError, LocalCredential, PeerCert, PeerTrust};
+pub use child::{ChildKeys, ChildSa, derive_child_keys};
+pub use ike_auth::{AuthAction, AuthConfig, AuthDone, AuthDrop, AuthInitiator, AuthStartError};
+pub use ike_auth_check::{AuthFailure, ChildFailure, Refusal};
+pub use nat::NatDetection;
+pub use signature::{PublicKey, SignatureError, SigningKey};
+pub use signed_octets::signed_octets;

@@ -5,14 +5,14 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::consts::{exchange, flags, notify as nt, protocol};
+use crate::consts::{exchange, flags, hash, notify as nt, protocol};
 use crate::decode::{Message, decode};
 use crate::dh::{DhGroup, DhPrivate};
 use crate::encode::{Header, encode_message};
 use crate::entropy::Entropy;
 use crate::error::{CryptoError, EncodeError};
 use crate::keys::IkeKeys;
-use crate::nat::nat_detection_hash;
+use crate::nat::{NatDetection, nat_detection_hash};
 use crate::payload::{Notify, Payload, Proposal, Transform};
 use crate::retransmit::{Due, Retransmit, RetransmitPolicy};
 use crate::sa_init_check::{DropReason, accept};
@@ -100,7 +100,15 @@ pub struct SaInitDone {
     pub response: Vec<u8>,
     /// The responder asked for certificates (CERTREQ present).
     pub cert_requested: bool,
+    /// The hash algorithms of the responder's SIGNATURE_HASH_ALGORITHMS (RFC 7427 4), empty
+    /// if it sent none (then IKE_AUTH signs with method 9, RFC 4754).
+    pub peer_signature_hashes: Vec<u16>,
+    /// The NAT detection result (RFC 7296 2.23).
+    pub nat: NatDetection,
 }
+
+/// The hash algorithms we announce for RFC 7427 signatures: SHA2-256 only (what we verify).
+pub const SIGNATURE_HASHES: [u16; 1] = [hash::SHA2_256];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -215,6 +223,14 @@ impl SaInitiator {
             nt::NAT_DETECTION_DESTINATION_IP,
             dst,
         )));
+        let hashes = SIGNATURE_HASHES
+            .iter()
+            .flat_map(|h| h.to_be_bytes())
+            .collect();
+        p.push(Payload::Notify(Notify::ike(
+            nt::SIGNATURE_HASH_ALGORITHMS,
+            hashes,
+        )));
         self.request = encode_message(&header, &p)?;
         self.timer = Some(Retransmit::sent(self.cfg.retransmit, now));
         Ok(())
@@ -245,6 +261,8 @@ impl SaInitiator {
         let offered = self.offered();
         match accept(&msg, &offered, &mut self.dh, &self.nonce_i) {
             Ok((group, nonce_r, keys, cert_requested)) => {
+                let nat = self.nat_detection(&msg);
+                let peer_signature_hashes = peer_hashes(&msg);
                 self.phase = Phase::Done;
                 self.timer = None;
                 Action::Established(Box::new(SaInitDone {
@@ -257,10 +275,29 @@ impl SaInitiator {
                     request: self.request.clone(),
                     response: bytes.to_vec(),
                     cert_requested,
+                    peer_signature_hashes,
+                    nat,
                 }))
             }
             Err(reason) => Action::Drop(reason),
         }
+    }
+
+    fn nat_detection(&self, msg: &Message) -> NatDetection {
+        let data = |kind| -> Vec<&[u8]> {
+            msg.notifies()
+                .filter(|n| n.kind == kind)
+                .map(|n| n.data.as_slice())
+                .collect()
+        };
+        NatDetection::evaluate(
+            self.spi_i,
+            msg.header.spi_r,
+            self.cfg.local,
+            self.cfg.remote,
+            &data(nt::NAT_DETECTION_SOURCE_IP),
+            &data(nt::NAT_DETECTION_DESTINATION_IP),
+        )
     }
 
     fn check_header(&self, msg: &Message) -> Result<(), DropReason> {
@@ -347,4 +384,14 @@ impl SaInitiator {
             }
         }
     }
+}
+
+/// The 2-byte hash ids of the responder's SIGNATURE_HASH_ALGORITHMS (an odd trailing byte is
+/// ignored).
+fn peer_hashes(msg: &Message) -> Vec<u16> {
+    msg.notifies()
+        .filter(|n| n.kind == nt::SIGNATURE_HASH_ALGORITHMS)
+        .flat_map(|n| n.data.chunks_exact(2))
+        .map(|c| u16::from_be_bytes([c[0], c[1]]))
+        .collect()
 }
