@@ -51,7 +51,21 @@ fn ip(args: &[&str]) {
 impl Lab {
     /// Namespaces, addresses (`initiators` on our side), charon started with `swanctl_conf`
     /// and `charon_extra` (strongswan.conf lines inside `charon { }`).
+    #[allow(dead_code)] // each test file includes this module; not all use every constructor
     pub fn start(initiators: &[Ipv4Addr], swanctl_conf: &str, charon_extra: &str) -> Lab {
+        Lab::start_with(initiators, swanctl_conf, charon_extra, "", &[])
+    }
+
+    /// Like [`Lab::start`], with more filelog levels (e.g. `chd = 4` prints child SA keys) and
+    /// `files` (path relative to swanctl.conf, content) written before swanctl loads: since
+    /// strongSwan 5.7.2 `x509/`, `x509ca/` and `private/` are read next to the file it loads.
+    pub fn start_with(
+        initiators: &[Ipv4Addr],
+        swanctl_conf: &str,
+        charon_extra: &str,
+        log_levels: &str,
+        files: &[(&str, &str)],
+    ) -> Lab {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pid = format!("{}{n}", std::process::id() % 100_000);
@@ -96,7 +110,14 @@ impl Lab {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
-        lab.start_charon(swanctl_conf, charon_extra);
+        for (rel, content) in files {
+            let p = lab.dir.path().join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).expect("create swanctl credential folder");
+            }
+            std::fs::write(&p, content).expect("write swanctl credential");
+        }
+        lab.start_charon(swanctl_conf, charon_extra, log_levels);
         lab
     }
 
@@ -108,14 +129,14 @@ impl Lab {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    fn start_charon(&mut self, swanctl_conf: &str, extra: &str) {
+    fn start_charon(&mut self, swanctl_conf: &str, extra: &str, levels: &str) {
         let d = self.dir.path();
         let vici = format!("unix://{}", d.join("charon.vici").display());
         let conf = format!(
-            "charon {{\n  load_modular = no\n  load = random nonce openssl pem pkcs1 x509 pubkey \
+            "charon {{\n  load_modular = no\n  load = random nonce openssl pem pkcs1 pkcs8 x509 pubkey \
              revocation constraints aes sha1 sha2 hmac gcm kdf kernel-libipsec \
              kernel-netlink socket-default vici\n  {extra}\n  filelog {{ f {{ path = {log}\n    \
-             time_format = %T\n    flush_line = yes\n    default = 1\n    ike = 2\n    enc = 1\n  }} }}\n  plugins {{ \
+             time_format = %T\n    flush_line = yes\n    default = 1\n    ike = 2\n    enc = 1\n    {levels}\n  }} }}\n  plugins {{ \
              vici {{ socket = {vici} }} }}\n}}\n",
             log = self.log_path().display()
         );
@@ -158,6 +179,11 @@ impl Lab {
             .args(["--uri", &vici])
             .output()
             .expect("run swanctl");
+        eprintln!(
+            "swanctl --load-all: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
         assert!(
             out.status.success(),
             "swanctl --load-all: {}{}",
