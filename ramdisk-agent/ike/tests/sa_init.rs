@@ -377,3 +377,49 @@ proptest! {
         prop_assert!(!established);
     }
 }
+
+#[test]
+fn announces_sha2_256_and_reads_the_responders_hashes_and_nat_detection() {
+    use agent_ike::nat::nat_detection_hash;
+    let (mut i, req, now) = started(vec![DhGroup::Curve25519]);
+    let m = decode(&req).unwrap();
+    assert!(
+        m.notifies()
+            .any(|n| n.kind == notify::SIGNATURE_HASH_ALGORITHMS && n.data == [0, 2])
+    );
+    let (resp, _) = respond(&req, 0xabcd);
+    let base = decode(&resp).unwrap();
+    let local = "10.0.0.1:500".parse::<SocketAddr>().unwrap();
+    let seen_remote = "192.0.2.7:4500".parse::<SocketAddr>().unwrap();
+    let mut payloads = base.payloads.clone();
+    payloads.push(Payload::Notify(Notify::ike(
+        notify::SIGNATURE_HASH_ALGORITHMS,
+        vec![0, 2, 0, 3, 9],
+    )));
+    payloads.push(Payload::Notify(Notify::ike(
+        notify::NAT_DETECTION_SOURCE_IP,
+        nat_detection_hash(m.header.spi_i, 0xabcd, seen_remote),
+    )));
+    payloads.push(Payload::Notify(Notify::ike(
+        notify::NAT_DETECTION_DESTINATION_IP,
+        nat_detection_hash(m.header.spi_i, 0xabcd, local),
+    )));
+    let resp = encode_message(&base.header, &payloads).unwrap();
+    let Action::Established(done) = i.on_message(&resp, now) else {
+        panic!("not established")
+    };
+    assert_eq!(
+        done.peer_signature_hashes,
+        vec![2, 3],
+        "odd trailing byte ignored"
+    );
+    assert!(done.nat.peer_supports && done.nat.remote_behind_nat && !done.nat.local_behind_nat);
+    // Without the notifies: no hashes, NAT support unknown.
+    let (mut i, req, now) = started(vec![DhGroup::Curve25519]);
+    let (resp, _) = respond(&req, 0xabcd);
+    let Action::Established(done) = i.on_message(&resp, now) else {
+        panic!("not established")
+    };
+    assert!(done.peer_signature_hashes.is_empty());
+    assert!(!done.nat.peer_supports && !done.nat.detected());
+}
