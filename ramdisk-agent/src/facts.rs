@@ -73,24 +73,32 @@ pub fn collect() -> HardwareFacts {
             )
         })
         .collect();
+    let tpm_version = read("/sys/class/tpm/tpm0/tpm_version_major")
+        .and_then(|v| v.trim().parse().ok())
+        .or_else(|| crate::host_root::tpm_device().map(|_| 2));
     HardwareFacts {
         nics,
         smbios,
         cpu,
         memory_bytes,
         disks,
+        tpm_version,
     }
 }
 
 /// One-line summary for the phase marker.
 pub fn describe(f: &HardwareFacts) -> String {
     format!(
-        "nics={} disks={} cpus={} memory_mib={} uuid={}",
+        "nics={} disks={} cpus={} memory_mib={} uuid={} host_root={}",
         f.nics.len(),
         f.disks.len(),
         f.cpu.logical,
         f.memory_bytes / (1024 * 1024),
-        f.smbios.uuid.as_deref().unwrap_or("none")
+        f.smbios.uuid.as_deref().unwrap_or("none"),
+        match f.tpm_version {
+            Some(v) => format!("tpm{v}"),
+            None => "weak".into(),
+        }
     )
 }
 

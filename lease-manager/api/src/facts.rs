@@ -18,6 +18,10 @@ pub struct HardwareFacts {
     pub memory_bytes: u64,
     /// Block devices (no partitions, no ram/loop devices).
     pub disks: Vec<Disk>,
+    /// The TPM's major version (2 for TPM 2.0), from /sys/class/tpm/tpm0; `None`: no TPM, so a
+    /// start-up key on this server gets only the weak root derived from these facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_version: Option<u8>,
 }
 
 /// A network interface.

@@ -92,11 +92,20 @@ pub fn server_list(servers: &[ServerView]) -> String {
 
 fn facts_short(f: &HardwareFacts) -> String {
     format!(
-        "{} CPU, {}, {} disk(s)",
+        "{} CPU, {}, {} disk(s), {}",
         f.cpu.logical,
         bytes_h(f.memory_bytes),
-        f.disks.len()
+        f.disks.len(),
+        tpm_word(f)
     )
+}
+
+/// The server's host root of trust as facts show it.
+fn tpm_word(f: &HardwareFacts) -> String {
+    match f.tpm_version {
+        Some(v) => format!("TPM {v}.0"),
+        None => "no TPM (weak root)".into(),
+    }
 }
 
 fn state_detail(s: &ServerState) -> String {
@@ -289,6 +298,7 @@ pub fn server_show(s: &ServerView) -> String {
             let _ = writeln!(o, "          {} / {}", opt(&sm.vendor), opt(&sm.product));
             let _ = writeln!(o, "  CPU     {} x {}", f.cpu.logical, esc(&f.cpu.model));
             let _ = writeln!(o, "  Memory  {}", bytes_h(f.memory_bytes));
+            let _ = writeln!(o, "  Root    {}", tpm_word(f));
             for n in &f.nics {
                 let _ = writeln!(
                     o,

@@ -100,6 +100,7 @@ fn server_show_escapes_what_the_agent_reported() {
             model: Some("\u{202e}evil".into()),
             serial: None,
         }],
+        tpm_version: Some(2),
     });
     s.timeline = vec![
         TimelineEntry {
@@ -130,6 +131,7 @@ Facts
           QEMU / -
   CPU     2 x Virtual\\r\\nCPU
   Memory  2.0 GiB
+  Root    TPM 2.0
   NIC     eth0 52:54:00:00:00:01 virtio_net 1000 Mbit/s
   Disk    vda 10.0 GiB \\u{202e}evil
 Boot timeline (boot 000000000000001f)
