@@ -1,0 +1,159 @@
+//! The running tunnel: after [`establish`], a TUN device with the agent's inner address (/32),
+//! routes for the responder's narrowed TSr, and agent-esp's [`Endpoint`] on the same UDP 4500
+//! socket IKE_AUTH used (IKE behind the marker goes to a channel, ESP to the SA pair), run on
+//! its own thread until [`Tunnel::stop`] or drop. Does IO, in the calling thread's network
+//! namespace.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use agent_esp::LifetimeLimits;
+use agent_esp::io::{Counters, Endpoint, EndpointConfig, IkeDatagram, TunDevice};
+use agent_ike::{Entropy, TrafficSelector};
+use wg_tunnel::Ipv4Net;
+use wg_tunnel::ifconfig::{Ifconfig, netmask};
+
+use crate::clock::Clock;
+use crate::error::TunnelError;
+use crate::establish::{Handshake, IkeConfig, IkeSaInfo, establish};
+use crate::plan;
+
+/// A tunnel to set up.
+#[derive(Debug)]
+pub struct TunnelConfig {
+    pub ike: IkeConfig,
+    /// The TUN device's name (1..=15 bytes).
+    pub tun_name: String,
+    /// The TUN device's MTU: the underlay's minus 8 (UDP) + 20 (IPv4) + up to 41 (ESP with
+    /// AES-GCM-16: SPI, sequence, IV, padding, trailer, ICV); 1400 on a 1500 underlay.
+    pub mtu: u16,
+    pub esp_limits: LifetimeLimits,
+}
+
+/// What was negotiated and installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelInfo {
+    pub ike: IkeSaInfo,
+    pub handshake: Handshake,
+    /// Our ESP SPI (the peer sends with it) and the peer's (we send with it).
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    /// The routes installed into the TUN device.
+    pub routes: Vec<Ipv4Net>,
+}
+
+/// An established tunnel; dropping it stops the endpoint and deletes the TUN device.
+#[derive(Debug)]
+pub struct Tunnel {
+    info: TunnelInfo,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    ike_rx: mpsc::Receiver<IkeDatagram>,
+    thread: Option<JoinHandle<Result<(), agent_esp::io::EndpointError>>>,
+}
+
+impl Tunnel {
+    /// IKE_SA_INIT and IKE_AUTH with the responder, then the TUN device, its address and
+    /// routes, and the ESP endpoint on its own thread.
+    pub fn up(
+        cfg: TunnelConfig,
+        clock: &dyn Clock,
+        rng: &mut dyn Entropy,
+    ) -> Result<Tunnel, TunnelError> {
+        let inner = cfg.ike.inner;
+        let est = establish(cfg.ike, clock, rng)?;
+        let routes = plan::routes(&est.child.remote_ts)?;
+        let (outbound, inbound) = plan::esp_sas(&est.child, cfg.esp_limits, clock.now())?;
+        let tun = TunDevice::create(&cfg.tun_name)?;
+        let ifc = Ifconfig::open()?;
+        ifc.set_ipv4(&cfg.tun_name, inner, netmask(32))?;
+        ifc.set_mtu(&cfg.tun_name, cfg.mtu)?;
+        ifc.set_up(&cfg.tun_name)?;
+        for r in &routes {
+            ifc.add_route(&cfg.tun_name, *r, None)?;
+        }
+        let peer = est.transport.peer();
+        let (ike_tx, ike_rx) = mpsc::channel();
+        let mut endpoint = Endpoint::new(
+            est.transport.into_nat_t_socket(),
+            tun,
+            EndpointConfig {
+                peer,
+                outbound,
+                inbound,
+            },
+            Some(ike_tx),
+        )?;
+        let info = TunnelInfo {
+            ike: est.ike,
+            handshake: est.handshake,
+            spi_in: est.child.spi_in,
+            spi_out: est.child.spi_out,
+            local_ts: est.child.local_ts.clone(),
+            remote_ts: est.child.remote_ts.clone(),
+            routes,
+        };
+        // est.child (and its ChildKeys) drops here: zeroized; the SAs hold ring's keys.
+        drop(est.child);
+        tracing::info!(
+            spi_in = format_args!("{:08x}", info.spi_in),
+            spi_out = format_args!("{:08x}", info.spi_out),
+            %peer,
+            routes = ?info.routes,
+            "IPsec tunnel up"
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = endpoint.counters();
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("agent-ipsec-esp".into())
+            .spawn(move || endpoint.run(&flag))
+            .map_err(|e| TunnelError::Endpoint(agent_esp::io::EndpointError::Socket(e)))?;
+        Ok(Tunnel {
+            info,
+            stop,
+            counters,
+            ike_rx,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn info(&self) -> &TunnelInfo {
+        &self.info
+    }
+
+    /// The ESP endpoint's counters (live).
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// IKE messages the peer sent after IKE_AUTH (INFORMATIONAL, CREATE_CHILD_SA), not yet
+    /// answered: handling them is the next slice.
+    pub fn pending_ike(&self) -> Vec<IkeDatagram> {
+        self.ike_rx.try_iter().collect()
+    }
+
+    /// Stops the endpoint thread; its result (an IO error that ended it early, if any).
+    pub fn stop(&mut self) -> Result<(), TunnelError> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r.map_err(TunnelError::Endpoint),
+            Some(Err(_)) => {
+                tracing::error!("the ESP endpoint thread panicked");
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!("ESP endpoint ended with: {e}");
+        }
+    }
+}
