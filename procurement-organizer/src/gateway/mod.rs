@@ -10,6 +10,7 @@ pub mod range;
 pub mod run;
 pub mod service;
 pub mod source;
+pub mod swanctl;
 pub mod tls;
 pub mod trust;
 pub mod tunnel;
