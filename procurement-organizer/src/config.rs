@@ -81,6 +81,51 @@ pub struct GatewaySection {
     /// (no TPM): their registration is refused with `weak-host-root` (default false).
     #[serde(default)]
     pub require_tpm: Option<bool>,
+    /// The tunnel agents build to this gateway: `"wireguard"` (default) or `"ipsec"` (the
+    /// gateway writes and loads a strongSwan configuration; see docs/operations.md).
+    #[serde(default)]
+    pub tunnel: Option<TunnelMode>,
+    /// IPsec mode: charon the gateway starts (default `/usr/lib/ipsec/charon`); `""` when
+    /// the operator runs charon.
+    #[serde(default)]
+    pub ipsec_charon: Option<PathBuf>,
+    /// IPsec mode: the swanctl program (default `/usr/sbin/swanctl`).
+    #[serde(default)]
+    pub ipsec_swanctl: Option<PathBuf>,
+    /// IPsec mode: charon's VICI socket (`unix://<path>`); default: in the state folder when
+    /// the gateway starts charon, `unix:///var/run/charon.vici` when the operator does.
+    #[serde(default)]
+    pub ipsec_vici: Option<String>,
+    /// IPsec mode: seconds between dead peer detection probes (default 30, 0 for none).
+    #[serde(default)]
+    pub ipsec_dpd_secs: Option<u32>,
+}
+
+/// `gateway.tunnel`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelMode {
+    #[default]
+    Wireguard,
+    Ipsec,
+}
+
+/// Debian's charon.
+pub const DEFAULT_CHARON: &str = "/usr/lib/ipsec/charon";
+/// Debian's swanctl.
+pub const DEFAULT_SWANCTL: &str = "/usr/sbin/swanctl";
+/// charon's default VICI socket.
+pub const DEFAULT_VICI: &str = "unix:///var/run/charon.vici";
+
+/// The validated IPsec settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpsecConfig {
+    /// charon to start, `None` when the operator runs it.
+    pub charon: Option<PathBuf>,
+    pub swanctl: PathBuf,
+    /// `None`: the default for who runs charon (see [`GatewaySection::ipsec_vici`]).
+    pub vici: Option<String>,
+    pub dpd_secs: u32,
 }
 
 /// The validated configuration.
@@ -112,6 +157,8 @@ pub struct GatewayConfig {
     pub crl_max_age_secs: u64,
     pub keepalive_secs: u16,
     pub require_tpm: bool,
+    pub tunnel: TunnelMode,
+    pub ipsec: IpsecConfig,
 }
 
 impl GatewayConfig {
@@ -332,6 +379,31 @@ fn validate_gateway(g: &GatewaySection) -> Result<GatewayConfig, (&'static str, 
         };
         return Err((key, e.why.to_string()));
     }
+    let charon = match &g.ipsec_charon {
+        None => Some(PathBuf::from(DEFAULT_CHARON)),
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) => Some(p.clone()),
+    };
+    if let Some(v) = &g.ipsec_vici
+        && !(v.starts_with("unix:///") && v.len() > 8 && !v.contains(char::is_whitespace))
+    {
+        return Err((
+            "gateway.ipsec_vici",
+            format!("{v:?} is not a VICI socket: write unix:///path/to/charon.vici"),
+        ));
+    }
+    let ipsec = IpsecConfig {
+        charon,
+        swanctl: g
+            .ipsec_swanctl
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SWANCTL)),
+        vici: g.ipsec_vici.clone(),
+        dpd_secs: match g.ipsec_dpd_secs.unwrap_or(30) {
+            v @ 0..=3600 => v,
+            v => return Err(("gateway.ipsec_dpd_secs", format!("{v} must be 0 to 3600"))),
+        },
+    };
     Ok(GatewayConfig {
         dc_address: g.dc_address,
         register_listen,
@@ -349,6 +421,8 @@ fn validate_gateway(g: &GatewaySection) -> Result<GatewayConfig, (&'static str, 
         crl_max_age_secs,
         keepalive_secs: g.keepalive_secs.unwrap_or(15),
         require_tpm: g.require_tpm.unwrap_or(false),
+        tunnel: g.tunnel.unwrap_or_default(),
+        ipsec,
     })
 }
 
@@ -398,6 +472,15 @@ private_networks = [{private}]
 # Refuse servers without a TPM (their start-up key would have only the weak root derived
 # from the server's identity).
 # require_tpm = false
+# The tunnel: "wireguard" or "ipsec" (strongSwan; see docs/operations.md).
+# tunnel = "wireguard"
+# IPsec mode: charon the gateway starts ("" if you run charon yourself), swanctl, the VICI
+# socket (default: in the state folder, or unix:///var/run/charon.vici if you run charon),
+# and the dead peer detection interval.
+# ipsec_charon = "{DEFAULT_CHARON}"
+# ipsec_swanctl = "{DEFAULT_SWANCTL}"
+# ipsec_vici = "unix:///var/run/charon.vici"
+# ipsec_dpd_secs = 30
 "#
     )
 }

@@ -4,6 +4,7 @@
 pub mod approval;
 pub mod http;
 pub mod identity;
+pub mod ipsec;
 pub mod peers;
 pub mod peers_file;
 pub mod range;

@@ -22,11 +22,13 @@ use tokio::net::TcpListener;
 
 use super::http::{Store, key_router, register_router, store_router};
 use super::identity::{GatewayIdentity, gateway_dir};
+use super::ipsec::{Charon, IpsecGateway, NoWireGuard};
 use super::service::{Gateway, GatewayParts, now_unix};
 use super::source::LmSource;
+use super::source::WgPeers;
 use super::trust::{CrlCache, client_verifier, pin_ca};
 use super::tunnel::{NodePeers, start_node};
-use crate::config::Config;
+use crate::config::{Config, TunnelMode};
 use crate::images;
 use crate::lm::{Lm, load_bundle};
 
@@ -78,7 +80,18 @@ fn bind_private(
 pub struct Started {
     pub gw: Arc<Gateway>,
     pub cert_sha256: String,
+    /// IPsec mode: the strongSwan side.
+    pub ipsec: Option<Arc<IpsecGateway>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// IPsec mode: charon, when the gateway started it (stopped by PID on drop, after the tasks).
+    charon: Option<Charon>,
+}
+
+impl Started {
+    /// IPsec mode: the PID of the charon the gateway started.
+    pub fn charon_pid(&self) -> Option<u32> {
+        self.charon.as_ref().map(Charon::pid)
+    }
 }
 
 impl Drop for Started {
@@ -130,18 +143,55 @@ pub async fn start(
     let wg_public = identity.wg_public_api();
     let cert_sha256 = identity.cert_sha256.clone();
     let GatewayIdentity { wg_private, .. } = identity;
-    let node = start_node(g, wg_private)?;
+    let (wg, ipsec, charon): (Arc<dyn WgPeers>, _, _) = match g.tunnel {
+        TunnelMode::Wireguard => (
+            Arc::new(NodePeers {
+                handle: start_node(g, wg_private)?,
+            }),
+            None,
+            None,
+        ),
+        TunnelMode::Ipsec => {
+            drop(wg_private);
+            let ipsec = IpsecGateway::prepare(&cfg.state_dir, g, &ca)?;
+            let charon = match &g.ipsec.charon {
+                Some(path) => {
+                    let socket = ipsec.dir.join("charon.vici");
+                    let expected = format!("unix://{}", socket.display());
+                    if ipsec.swanctl.uri != expected {
+                        anyhow::bail!(
+                            "gateway.ipsec_vici names {} but the gateway starts charon with its socket at {expected}: leave ipsec_vici out, or set ipsec_charon = \"\" if you run charon yourself",
+                            ipsec.swanctl.uri
+                        );
+                    }
+                    Some(Charon::start(path, &ipsec.dir, &socket)?)
+                }
+                None => None,
+            };
+            super::ipsec::add_tunnel_address(&g.tun_name, g.tunnel_address)?;
+            (
+                Arc::new(NoWireGuard) as Arc<dyn WgPeers>,
+                Some(Arc::new(ipsec)),
+                charon,
+            )
+        }
+    };
     let gw = Arc::new(Gateway::start(GatewayParts {
         cfg: g.clone(),
         tenant,
         lm,
-        wg: Arc::new(NodePeers { handle: node }),
+        wg,
         wg_public,
         signing_key: images::signing_public(&signing),
         state_dir: cfg.state_dir.clone(),
         crl,
     })?);
     drop(signing);
+    if let Some(ipsec) = &ipsec
+        && let Err(e) = ipsec.sync(&gw).await
+    {
+        tracing::warn!(error = %e, "strongSwan not loaded yet; retried every lm_poll_secs");
+    }
     let reg = bind(
         g.register_listen,
         "gateway.dc_address / gateway.register_port",
@@ -162,7 +212,7 @@ pub async fn start(
         gw: gw.clone(),
     })
     .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(super::tls::serve(
             reg,
             tls.clone(),
@@ -177,6 +227,9 @@ pub async fn start(
         }),
         tokio::spawn(watch(gw.clone())),
     ];
+    if let Some(ipsec) = &ipsec {
+        tasks.push(tokio::spawn(super::ipsec::watch(ipsec.clone(), gw.clone())));
+    }
     tracing::info!(
         register = %g.register_listen, wireguard = %g.wg_listen, tun = %g.tun_name,
         tunnel_address = %g.tunnel_address, key_service = %g.key_service_listen,
@@ -186,7 +239,9 @@ pub async fn start(
     Ok(Started {
         gw,
         cert_sha256,
+        ipsec,
         tasks,
+        charon,
     })
 }
 

@@ -1,0 +1,230 @@
+//! The gateway in IPsec mode in a network namespace (root): `run::start` with
+//! `gateway.tunnel = "ipsec"` starts charon (kernel-libipsec, private /run, stopped by PID),
+//! renders the strongSwan configuration for the approved lease and loads it; `swanctl
+//! --list-conns` shows exactly that agent's connection with its certificate's DN as the remote
+//! id and the LM CA; after this organizer releases the lease, the watcher's reload drops it.
+//! Skipped (with a message) when not root or without strongSwan.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::crl;
+use lab::netns::{self, Netns};
+use lm_api::{LeaseId, LeaseServer, LeaseState, LeaseView, MacAddr, Tunnel};
+use lm_pki::Authority;
+use procurement_organizer::config::{Config, example};
+use procurement_organizer::gateway::ipsec::{Swanctl, vici_uri};
+use procurement_organizer::gateway::run;
+use procurement_organizer::gateway::source::FakeLm;
+use procurement_organizer::record::{RecordFile, RequestedLease};
+
+const DC: Ipv4Addr = Ipv4Addr::new(10, 61, 0, 2);
+const PEER_DC: Ipv4Addr = Ipv4Addr::new(10, 61, 0, 50);
+const CONN: &str = "po-l-00000000000000aa-vm1";
+
+fn skip_reason() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root (network namespaces, charon)".into());
+    }
+    for p in [
+        "/usr/lib/ipsec/charon",
+        "/usr/sbin/swanctl",
+        "/usr/bin/unshare",
+        "/dev/net/tun",
+    ] {
+        if !Path::new(p).exists() {
+            return Some(format!("{p} missing: run scripts/setup.sh"));
+        }
+    }
+    None
+}
+
+fn view(id: u64) -> LeaseView {
+    LeaseView {
+        id: LeaseId::from_random(id),
+        tenant: "acme".parse().unwrap(),
+        state: LeaseState::Active,
+        reason: None,
+        count: 1,
+        waiting: 0,
+        servers: vec![LeaseServer {
+            name: "vm1".into(),
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            state: "tunneling".into(),
+            cert_serial: Some("51".into()),
+        }],
+        tunnel: Tunnel::Ipsec,
+        role: None,
+        image: None,
+        gateway: None,
+        created_ms: 0,
+        starts_ms: 0,
+        ends_ms: u64::MAX / 2,
+        ended_ms: None,
+        renewals: 0,
+    }
+}
+
+fn requested(id: u64) -> RequestedLease {
+    RequestedLease {
+        id: LeaseId::from_random(id),
+        requested_ms: 0,
+        count: 1,
+        duration_s: 3600,
+        tunnel: Tunnel::Ipsec,
+        role: None,
+        image: None,
+        released_ms: None,
+    }
+}
+
+/// Polls `--list-conns` until `ok` holds (or 15 s pass); the last listing.
+fn wait_conns(s: &Swanctl, ok: impl Fn(&str) -> bool) -> (bool, String) {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = s.run(&["--list-conns".into()]).unwrap_or_else(|e| e);
+        if ok(&out) {
+            return (true, out);
+        }
+        if Instant::now() > until {
+            return (false, out);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let gw_ns = Netns::create("pig").unwrap();
+    let peer_ns = Netns::create("pip").unwrap();
+    netns::veth(&gw_ns, "dc0", &peer_ns, "dc0").unwrap();
+    gw_ns.add_addr("dc0", DC.into(), 24).unwrap();
+    peer_ns.add_addr("dc0", PEER_DC.into(), 24).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = example(
+        "b.json",
+        "state",
+        DC,
+        "10.62.0.0/24".parse().unwrap(),
+        &["10.60.0.0/16".parse().unwrap()],
+    )
+    .replace("# lm_poll_secs = 3", "lm_poll_secs = 1")
+    .replace("# tun_name = \"po-wg0\"", "tun_name = \"ipsec0\"")
+    .replace("# tunnel = \"wireguard\"", "tunnel = \"ipsec\"");
+    let cfg = Config::parse(&text, &dir.path().join("organizer.toml")).unwrap();
+    RecordFile::new(&cfg.state_dir)
+        .update(|r| r.add(requested(0xaa)))
+        .unwrap();
+    let ca = Authority::generate(SystemTime::now(), 1u64.into())
+        .unwrap()
+        .0;
+    let lm = Arc::new(FakeLm::default());
+    lm.put(view(0xaa));
+    // A lease the LM shows for this tenant that this organizer never requested.
+    lm.put(view(0xbb));
+    *lm.crl.lock().unwrap() = Some(crl(&ca, &[]));
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let gw_thread = {
+        let (name, cfg, lm, ca_pem) = (
+            gw_ns.name().to_string(),
+            cfg.clone(),
+            lm.clone(),
+            ca.cert_pem().to_string(),
+        );
+        std::thread::spawn(move || {
+            Netns::existing(&name)
+                .unwrap()
+                .enter_current_thread()
+                .unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let started = run::start(&cfg, lm, "acme".parse().unwrap(), &ca_pem).await;
+                let _ = ready_tx.send(
+                    started
+                        .as_ref()
+                        .map(|s| s.charon_pid())
+                        .map_err(|e| format!("{e:#}")),
+                );
+                if started.is_ok() {
+                    let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
+                }
+                drop(started);
+            });
+        })
+    };
+    let charon_pid = ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap()
+        .unwrap()
+        .expect("the gateway started charon");
+    let swanctl = Swanctl {
+        program: cfg.gateway.ipsec.swanctl.clone(),
+        uri: vici_uri(&cfg.state_dir, &cfg.gateway),
+    };
+
+    let (ok, listing) = wait_conns(&swanctl, |o| o.contains(CONN));
+    eprintln!("--- swanctl --list-conns (approved) ---\n{listing}");
+    let conf = std::fs::read_to_string(cfg.state_dir.join("gateway/ipsec/swanctl.conf"))
+        .unwrap_or_default();
+    assert!(
+        ok,
+        "the approved agent's connection was not loaded:\n{conf}"
+    );
+    let names: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.contains(':'))
+        .map(|l| l.split(':').next().unwrap())
+        .collect();
+    assert_eq!(names, [CONN], "exactly the approved agent's connection");
+    assert!(
+        listing.contains("id: CN=agent vm1 for l-00000000000000aa"),
+        "remote id is the agent certificate's DN"
+    );
+    assert!(
+        listing.contains("cacerts: CN=Lease Manager CA"),
+        "the LM CA is the only trust anchor of the connection"
+    );
+    assert!(listing.contains("id: CN=tenant gateway"), "local id");
+    assert!(listing.contains("10.62.0.1/32 10.60.0.0/16"), "local_ts");
+    let creds = swanctl
+        .run(&["--list-certs".into(), "--type".into(), "x509crl".into()])
+        .unwrap_or_else(|e| e);
+    assert!(
+        creds.contains("Lease Manager CA"),
+        "the LM's CRL is loaded:\n{creds}"
+    );
+
+    // This organizer releases the lease: the next sync drops the connection.
+    RecordFile::new(&cfg.state_dir)
+        .update(|r| r.mark_released(LeaseId::from_random(0xaa), 1))
+        .unwrap();
+    let (gone, listing) = wait_conns(&swanctl, |o| !o.contains(CONN));
+    eprintln!("--- swanctl --list-conns (released) ---\n{listing}");
+    assert!(gone, "the released lease's connection is still loaded");
+    assert!(!listing.contains("po-"), "no connection left");
+
+    let _ = stop_tx.send(());
+    gw_thread.join().unwrap();
+    // charon was stopped by its PID.
+    let alive = Path::new(&format!("/proc/{charon_pid}")).exists();
+    assert!(
+        !alive,
+        "charon ({charon_pid}) still runs after the gateway stopped"
+    );
+}
