@@ -5,6 +5,8 @@
 //! established, we verified charon's RFC 7427 AUTH, our child SPIs and keys are the ones
 //! charon installs (its `chd = 4` log prints them), and the refusals both ways.
 
+#[path = "common/ca.rs"]
+mod ca;
 #[path = "common/strongswan.rs"]
 mod strongswan;
 
@@ -18,7 +20,7 @@ use agent_ike::{
     InitiatorConfig, LocalCredential, PeerTrust, Refusal, RetransmitPolicy, SaInitDone,
     SaInitiator, SystemEntropy, Timeout, TrafficSelector,
 };
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use ca::Ca;
 use strongswan::{Lab, RESPONDER, skip_reason};
 
 /// Our address for the connection whose charon certificate comes from the test CA.
@@ -32,54 +34,6 @@ fn retransmit() -> RetransmitPolicy {
         factor_percent: 200,
         max: Duration::from_secs(2),
         tries: 3,
-    }
-}
-
-/// A CA and what it signs.
-struct Ca {
-    cert_der: Vec<u8>,
-    cert_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(cn: &str) -> Ca {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "ike interop");
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            cert_der: cert.der().to_vec(),
-            cert_pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// An end-entity P-256 certificate: (DER, PEM, PKCS#8 DER, key PEM).
-    fn issue(&self, cn: &str, san: &str) -> (Vec<u8>, String, Vec<u8>, String) {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = CertificateParams::new(vec![san.to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "ike interop");
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (
-            cert.der().to_vec(),
-            cert.pem(),
-            key.serialize_der(),
-            key.serialize_pem(),
-        )
     }
 }
 
