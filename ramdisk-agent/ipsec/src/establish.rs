@@ -99,10 +99,10 @@ fn exchange<T>(
             }
             Timeout::Idle => return Err(TunnelError::Idle { exchange: name }),
         };
-        if let Some(message) = transport.recv_until(deadline, &now)? {
-            if let Step::Done(t) = feed(&message, transport)? {
-                return Ok(t);
-            }
+        if let Some(message) = transport.recv_until(deadline, &now)?
+            && let Step::Done(t) = feed(&message, transport)?
+        {
+            return Ok(t);
         }
     }
 }

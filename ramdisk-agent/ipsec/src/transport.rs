@@ -28,6 +28,39 @@ pub fn ike_message(nat_t: bool, datagram: &[u8]) -> Result<&[u8], &'static str> 
     }
 }
 
+/// Socket buffer asked for on UDP 4500: it carries ESP at line rate to a single-threaded
+/// endpoint, and the default (~208 KiB) overflows under a TCP burst (seen as RcvbufErrors).
+pub const NAT_T_SOCKET_BUFFER: libc::c_int = 4 << 20;
+
+/// Raises both buffers of `sock` to `size` (SO_*BUFFORCE as root, else up to the rmem/wmem
+/// maximum); failure only costs throughput, so it is logged, not returned.
+fn grow_buffers(sock: &UdpSocket, size: libc::c_int) {
+    use std::os::fd::AsRawFd;
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        let set = |opt| {
+            // SAFETY: setsockopt on a live socket with a live int of the right size.
+            unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&raw const size).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            }
+        };
+        if set(force) != 0 && set(plain) != 0 {
+            tracing::debug!(
+                "cannot grow the UDP 4500 socket buffer: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 /// Both IKE sockets, bound to the agent's underlay address, and the port in use.
 #[derive(Debug)]
 pub struct IkeTransport {
@@ -51,7 +84,11 @@ impl IkeTransport {
     pub fn bind(local: Ipv4Addr, peer: Ipv4Addr) -> Result<IkeTransport, TunnelError> {
         Ok(IkeTransport {
             s500: bind(SocketAddrV4::new(local, IKE_PORT))?,
-            s4500: bind(SocketAddrV4::new(local, NAT_T_PORT))?,
+            s4500: {
+                let s = bind(SocketAddrV4::new(local, NAT_T_PORT))?;
+                grow_buffers(&s, NAT_T_SOCKET_BUFFER);
+                s
+            },
             peer,
             port: IKE_PORT,
             buf: vec![0; 65_536],
