@@ -3,6 +3,9 @@
 //! renders the strongSwan configuration for the approved lease and loads it; `swanctl
 //! --list-conns` shows exactly that agent's connection with its certificate's DN as the remote
 //! id and the LM CA; after this organizer releases the lease, the watcher's reload drops it.
+//! In between, a second charon in another namespace plays the agent with strongSwan's own
+//! `swanctl --initiate`: with an LM-style certificate of the approved lease it is admitted
+//! (CHILD_SA up), with one of a lease this organizer never requested it is refused.
 //! Skipped (with a message) when not root or without strongSwan.
 
 mod common;
@@ -12,11 +15,12 @@ use std::path::Path;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::crl;
+use common::{agent, crl};
 use lab::netns::{self, Netns};
 use lm_api::{LeaseId, LeaseServer, LeaseState, LeaseView, MacAddr, Tunnel};
 use lm_pki::Authority;
 use procurement_organizer::config::{Config, example};
+use procurement_organizer::gateway::ipsec::Charon;
 use procurement_organizer::gateway::ipsec::{Swanctl, vici_uri};
 use procurement_organizer::gateway::run;
 use procurement_organizer::gateway::source::FakeLm;
@@ -210,6 +214,98 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
         "the LM's CRL is loaded:\n{creds}"
     );
 
+    // strongSwan as the agent: the approved lease's certificate is admitted, another lease's
+    // is refused.
+    let peer_dir = tempfile::tempdir().unwrap();
+    let good = agent(
+        &ca,
+        "urn:lease-appliance:agent:l-00000000000000aa:vm1",
+        0x51,
+    );
+    let other = agent(
+        &ca,
+        "urn:lease-appliance:agent:l-00000000000000bb:vm1",
+        0x52,
+    );
+    for (sub, name, bytes) in [
+        ("x509", "good.der", good.chain[0].to_vec()),
+        ("private", "good.key", good.key.secret_der().to_vec()),
+        ("x509", "other.der", other.chain[0].to_vec()),
+        ("private", "other.key", other.key.secret_der().to_vec()),
+        (
+            "x509",
+            "gw.pem",
+            std::fs::read(cfg.state_dir.join("gateway/tls-cert.pem")).unwrap(),
+        ),
+    ] {
+        std::fs::create_dir_all(peer_dir.path().join(sub)).unwrap();
+        std::fs::write(peer_dir.path().join(sub).join(name), bytes).unwrap();
+    }
+    let conn = |name: &str, cert: &str, lease: &str| {
+        format!(
+            "  {name} {{\n    version = 2\n    local_addrs = {PEER_DC}\n    remote_addrs = {DC}\n    \
+             proposals = aes256gcm16-prfsha256-x25519\n    encap = yes\n    vips = 0.0.0.0\n    \
+             local {{ auth = pubkey\n      certs = {cert}\n      id = \"CN=agent vm1 for {lease}\" }}\n    \
+             remote {{ auth = pubkey\n      certs = gw.pem\n      id = \"CN=tenant gateway\" }}\n    \
+             children {{ {name} {{ remote_ts = 10.62.0.1/32\n      esp_proposals = aes256gcm16 }} }}\n  }}\n"
+        )
+    };
+    std::fs::write(
+        peer_dir.path().join("swanctl.conf"),
+        format!(
+            "connections {{\n{}{}}}\n",
+            conn("good", "good.der", "l-00000000000000aa"),
+            conn("other", "other.der", "l-00000000000000bb")
+        ),
+    )
+    .unwrap();
+    let peer_socket = peer_dir.path().join("charon.vici");
+    let peer_charon = {
+        let (name, d, sock) = (
+            peer_ns.name().to_string(),
+            peer_dir.path().to_path_buf(),
+            peer_socket.clone(),
+        );
+        std::thread::spawn(move || {
+            Netns::existing(&name)
+                .unwrap()
+                .enter_current_thread()
+                .unwrap();
+            Charon::start(Path::new("/usr/lib/ipsec/charon"), &d, &sock).unwrap()
+        })
+        .join()
+        .unwrap()
+    };
+    let peer = Swanctl {
+        program: "/usr/sbin/swanctl".into(),
+        uri: format!("unix://{}", peer_socket.display()),
+    };
+    peer.run(&[
+        "--load-all".into(),
+        "--file".into(),
+        peer_dir.path().join("swanctl.conf").into(),
+    ])
+    .unwrap();
+    let admitted = peer.run(&["--initiate".into(), "--child".into(), "good".into()]);
+    eprintln!("--- agent of the approved lease: swanctl --initiate ---\n{admitted:?}");
+    let sas = swanctl.run(&["--list-sas".into()]).unwrap_or_else(|e| e);
+    eprintln!("--- gateway: swanctl --list-sas ---\n{sas}");
+    assert!(
+        admitted.as_ref().is_ok_and(|o| o.contains("established")),
+        "the approved lease's agent was not admitted: {admitted:?}"
+    );
+    assert!(sas.contains(CONN) && sas.contains("INSTALLED"), "{sas}");
+    let refused = peer.run(&["--initiate".into(), "--child".into(), "other".into()]);
+    eprintln!("--- agent of an unrequested lease: swanctl --initiate ---\n{refused:?}");
+    assert!(
+        refused.is_err(),
+        "an unrequested lease's agent was admitted"
+    );
+    assert!(
+        refused.unwrap_err().contains("AUTHENTICATION_FAILED"),
+        "refused by authentication"
+    );
+
     // This organizer releases the lease: the next sync drops the connection.
     RecordFile::new(&cfg.state_dir)
         .update(|r| r.mark_released(LeaseId::from_random(0xaa), 1))
@@ -218,6 +314,12 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
     eprintln!("--- swanctl --list-conns (released) ---\n{listing}");
     assert!(gone, "the released lease's connection is still loaded");
     assert!(!listing.contains("po-"), "no connection left");
+    let sas = swanctl.run(&["--list-sas".into()]).unwrap_or_else(|e| e);
+    assert!(
+        !sas.contains(CONN),
+        "the released lease's IKE SA was terminated:\n{sas}"
+    );
+    drop(peer_charon);
 
     let _ = stop_tx.send(());
     gw_thread.join().unwrap();
