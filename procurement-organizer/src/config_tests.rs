@@ -149,3 +149,140 @@ fn a_missing_file_says_what_to_do() {
         "{e}"
     );
 }
+
+#[test]
+fn the_tunnel_defaults_to_wireguard_with_debian_strongswan_paths() {
+    let g = parse(&sample()).unwrap().gateway;
+    assert_eq!(g.tunnel, TunnelMode::Wireguard);
+    assert_eq!(
+        g.ipsec,
+        IpsecConfig {
+            charon: Some(PathBuf::from("/usr/lib/ipsec/charon")),
+            swanctl: PathBuf::from("/usr/sbin/swanctl"),
+            vici: None,
+            dpd_secs: 30,
+        }
+    );
+}
+
+#[test]
+fn ipsec_mode_and_its_keys_are_read() {
+    let s = sample()
+        .replace("# tunnel = \"wireguard\"", "tunnel = \"ipsec\"")
+        .replace(
+            "# ipsec_charon = \"/usr/lib/ipsec/charon\"",
+            "ipsec_charon = \"\"",
+        )
+        .replace(
+            "# ipsec_swanctl = \"/usr/sbin/swanctl\"",
+            "ipsec_swanctl = \"/opt/sw/swanctl\"",
+        )
+        .replace(
+            "# ipsec_vici = \"unix:///var/run/charon.vici\"",
+            "ipsec_vici = \"unix:///run/x/charon.vici\"",
+        )
+        .replace("# ipsec_dpd_secs = 30", "ipsec_dpd_secs = 0");
+    let g = parse(&s).unwrap().gateway;
+    assert_eq!(g.tunnel, TunnelMode::Ipsec);
+    assert_eq!(g.ipsec.charon, None, "\"\": the operator runs charon");
+    assert_eq!(g.ipsec.swanctl, Path::new("/opt/sw/swanctl"));
+    assert_eq!(g.ipsec.vici.as_deref(), Some("unix:///run/x/charon.vici"));
+    assert_eq!(g.ipsec.dpd_secs, 0);
+    let explicit = sample().replace("# tunnel = \"wireguard\"", "tunnel = \"wireguard\"");
+    assert_eq!(
+        parse(&explicit).unwrap().gateway.tunnel,
+        TunnelMode::Wireguard
+    );
+    let far = sample().replace("# ipsec_dpd_secs = 30", "ipsec_dpd_secs = 3600");
+    assert_eq!(parse(&far).unwrap().gateway.ipsec.dpd_secs, 3600);
+}
+
+#[test]
+fn bad_ipsec_values_name_their_key() {
+    let s = sample();
+    let with = |from: &str, to: &str| {
+        assert!(s.contains(from), "the example has no {from:?}");
+        s.replace(from, to)
+    };
+    for bad in ["\"gre\"", "\"IPsec\"", "\"\"", "1", "[\"ipsec\"]"] {
+        let text = with("# tunnel = \"wireguard\"", &format!("tunnel = {bad}"));
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("tunnel") && e.contains("/etc/po/organizer.toml"),
+            "tunnel = {bad}: {e}"
+        );
+        if bad.starts_with('"') {
+            assert!(
+                e.contains("wireguard") && e.contains("ipsec"),
+                "the choices: {e}"
+            );
+        }
+    }
+    for bad in ["3601", "86400"] {
+        let text = with("# ipsec_dpd_secs = 30", &format!("ipsec_dpd_secs = {bad}"));
+        assert_eq!(key_of(&text), "gateway.ipsec_dpd_secs", "{bad}");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains(bad) && e.contains("0 to 3600"), "{e}");
+    }
+    for bad in ["-1", "4294967296", "\"30\"", "1.5"] {
+        let text = with("# ipsec_dpd_secs = 30", &format!("ipsec_dpd_secs = {bad}"));
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("ipsec_dpd_secs"), "ipsec_dpd_secs = {bad}: {e}");
+    }
+    for bad in [
+        "\"/var/run/charon.vici\"",
+        "\"unix://\"",
+        "\"unix:///\"",
+        "\"unix:///a b\"",
+        "\"tcp://1.2.3.4:4502\"",
+    ] {
+        let text = with(
+            "# ipsec_vici = \"unix:///var/run/charon.vici\"",
+            &format!("ipsec_vici = {bad}"),
+        );
+        assert_eq!(key_of(&text), "gateway.ipsec_vici", "{bad}");
+    }
+    let unknown = with("# ipsec_dpd_secs = 30", "ipsec_dpd = 30");
+    let e = parse(&unknown).unwrap_err().to_string();
+    assert!(e.contains("ipsec_dpd"), "{e}");
+    assert!(key_of(&unknown).starts_with("parse"));
+    let typo = with("# tunnel = \"wireguard\"", "tunel = \"ipsec\"");
+    assert!(parse(&typo).unwrap_err().to_string().contains("tunel"));
+}
+
+#[test]
+fn the_init_example_parses_in_both_modes_and_its_comments_are_the_defaults() {
+    let s = sample();
+    let plain = parse(&s).unwrap();
+    // Uncommenting every `# key = value` line of the example gives the same configuration
+    // (but lm_url and ipsec_vici, which are examples, not defaults).
+    let uncommented: String = s
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(kv)
+                if kv.contains(" = ")
+                    && kv.split(" = ").next().is_some_and(|k| {
+                        k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                    })
+                    && !kv.contains('<')
+                    && !kv.starts_with("ipsec_vici")
+                    && !kv.starts_with("lm_url") =>
+            {
+                kv.to_string()
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        uncommented.contains("\nipsec_dpd_secs = 30"),
+        "{uncommented}"
+    );
+    assert_eq!(parse(&uncommented).unwrap(), plain);
+    let ipsec = parse(&s.replace("# tunnel = \"wireguard\"", "tunnel = \"ipsec\"")).unwrap();
+    assert_eq!(ipsec.gateway.tunnel, TunnelMode::Ipsec);
+    assert_eq!(
+        ipsec.gateway.ipsec, plain.gateway.ipsec,
+        "the other defaults stay"
+    );
+}
