@@ -35,6 +35,21 @@ pub mod payload {
     pub const TSI: u8 = 44;
     pub const TSR: u8 = 45;
     pub const SK: u8 = 46;
+    /// Configuration payload (RFC 7296 3.15).
+    pub const CP: u8 = 47;
+}
+
+/// Configuration payload types and attributes (RFC 7296 3.15.1).
+pub mod cfg {
+    pub const CFG_REQUEST: u8 = 1;
+    pub const CFG_REPLY: u8 = 2;
+    pub const CFG_SET: u8 = 3;
+    pub const CFG_ACK: u8 = 4;
+    pub const INTERNAL_IP4_ADDRESS: u16 = 1;
+    pub const INTERNAL_IP4_NETMASK: u16 = 2;
+    pub const INTERNAL_IP4_DNS: u16 = 3;
+    /// Attribute types are 15 bits; the top bit is reserved.
+    pub const ATTRIBUTE_TYPE_MASK: u16 = 0x7fff;
 }
 
 /// Transform types and the ids this crate offers (RFC 7296 3.3.2, RFC 5282, RFC 8031, RFC 5903).

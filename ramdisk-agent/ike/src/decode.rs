@@ -13,7 +13,9 @@ use crate::consts::{
 };
 use crate::encode::Header;
 use crate::error::{DecodeError, MAX_PAYLOADS};
-use crate::payload::{Identity, Notify, Payload, Proposal, TrafficSelector, Transform};
+use crate::payload::{
+    Config, ConfigAttribute, Identity, Notify, Payload, Proposal, TrafficSelector, Transform,
+};
 
 /// A decoded message: header, the payloads before any SK payload, and where SK sits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +237,7 @@ fn decode_body(
             }
         }
         pt::VENDOR_ID => Payload::VendorId(body.to_vec()),
+        pt::CP => Payload::Cp(decode_cp(body).map_err(bad)?),
         _ if critical => return Err(DecodeError::UnsupportedCritical { kind }),
         _ => Payload::Unknown {
             kind,
@@ -253,6 +256,34 @@ fn decode_notify(body: &[u8]) -> Option<Notify> {
         spi: spi.to_vec(),
         kind: u16::from_be_bytes([t0, t1]),
         data: data.to_vec(),
+    })
+}
+
+/// Reads a Configuration payload (RFC 7296 3.15): type, 3 reserved bytes, then attributes
+/// of 2-byte type (top bit reserved, ignored) | 2-byte length | value, filling the body exactly.
+/// ipsec-parser 0.7 has no CP parser, so this is ours.
+fn decode_cp(body: &[u8]) -> Result<Config, &'static str> {
+    let (&[cfg_type, _, _, _], mut rest) = body
+        .split_first_chunk::<4>()
+        .ok_or("configuration payload shorter than its 4-byte header")?;
+    let mut attributes = Vec::new();
+    while !rest.is_empty() {
+        let (&[t0, t1, l0, l1], after) = rest
+            .split_first_chunk::<4>()
+            .ok_or("configuration attribute header truncated")?;
+        let len = usize::from(u16::from_be_bytes([l0, l1]));
+        let (value, next) = after
+            .split_at_checked(len)
+            .ok_or("configuration attribute longer than the payload")?;
+        attributes.push(ConfigAttribute {
+            kind: u16::from_be_bytes([t0, t1]) & crate::consts::cfg::ATTRIBUTE_TYPE_MASK,
+            value: value.to_vec(),
+        });
+        rest = next;
+    }
+    Ok(Config {
+        cfg_type,
+        attributes,
     })
 }
 

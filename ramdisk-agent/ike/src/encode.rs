@@ -12,7 +12,7 @@ use crate::consts::{
     GENERIC_HEADER_LEN, HEADER_LEN, MAX_MESSAGE_LEN, payload as pt, transform as tf,
 };
 use crate::error::EncodeError;
-use crate::payload::{Payload, Proposal, TrafficSelector};
+use crate::payload::{Config, Payload, Proposal, TrafficSelector};
 
 /// The fixed IKE header fields a sender chooses (next payload and length follow from the body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +106,7 @@ pub fn encode_body(p: &Payload) -> Result<Vec<u8>, EncodeError> {
             b.extend_from_slice(data);
         }
         Payload::TsI(ts) | Payload::TsR(ts) => encode_ts(&mut b, ts)?,
+        Payload::Cp(c) => encode_cp(&mut b, c)?,
     }
     Ok(b)
 }
@@ -167,6 +168,23 @@ fn encode_ts(b: &mut Vec<u8>, ts: &[TrafficSelector]) -> Result<(), EncodeError>
         b.extend_from_slice(&t.end_port.to_be_bytes());
         b.extend_from_slice(&t.start);
         b.extend_from_slice(&t.end);
+    }
+    Ok(())
+}
+
+fn encode_cp(b: &mut Vec<u8>, c: &Config) -> Result<(), EncodeError> {
+    b.extend_from_slice(&[c.cfg_type, 0, 0, 0]);
+    for a in &c.attributes {
+        if a.kind > crate::consts::cfg::ATTRIBUTE_TYPE_MASK {
+            return Err(EncodeError::FieldTooLong {
+                what: "configuration attribute type",
+                len: usize::from(a.kind),
+                max: usize::from(crate::consts::cfg::ATTRIBUTE_TYPE_MASK),
+            });
+        }
+        b.extend_from_slice(&a.kind.to_be_bytes());
+        b.extend_from_slice(&len_u16("configuration attribute", a.value.len())?.to_be_bytes());
+        b.extend_from_slice(&a.value);
     }
     Ok(())
 }

@@ -4,10 +4,14 @@
 //! opened with SK_er and checked by [`crate::ike_auth_check`]. A pure state machine like the
 //! IKE_SA_INIT one: the caller sends what it returns and feeds datagrams and the time.
 //!
-//! Both messages go to the port IKE_SA_INIT used; when NAT was detected RFC 7296 2.23 moves
-//! IKE_AUTH to UDP 4500 with the non-ESP marker, which is the next slice (see
-//! [`AuthDone::nat`]).
+//! With [`AuthConfig::request_address`] the request also carries CP(CFG_REQUEST) for an
+//! INTERNAL_IP4_ADDRESS (RFC 7296 3.15) and the responder's CP(CFG_REPLY) gives the inner
+//! address ([`AuthDone::internal_address`]).
+//!
+//! The state machine does not care about ports: the caller (agent-ipsec) floats IKE_AUTH to
+//! UDP 4500 with the non-ESP marker (RFC 7296 2.23).
 
+use std::net::Ipv4Addr;
 use std::time::{Instant, SystemTime};
 
 use crate::cert::{CertError, LocalCredential, PeerCert, PeerTrust, certreq_hash};
@@ -20,7 +24,7 @@ use crate::error::{DecodeError, EncodeError};
 use crate::ike_auth_check::{AuthFailure, ChildFailure, Context, check};
 use crate::keys::IkeKeys;
 use crate::nat::NatDetection;
-use crate::payload::{Identity, Notify, Payload, Proposal, TrafficSelector};
+use crate::payload::{Config, Identity, Notify, Payload, Proposal, TrafficSelector};
 use crate::retransmit::{Due, Retransmit, RetransmitPolicy};
 use crate::sa_init::{SaInitDone, Timeout};
 use crate::signature::KeyError;
@@ -38,12 +42,17 @@ pub struct AuthConfig {
     /// The IDr the responder must present, if the caller knows it (else any identity its
     /// certificate names).
     pub peer_id: Option<Identity>,
-    /// TSi: the agent's inner address(es).
+    /// TSi: the agent's inner address(es); with `request_address`, the range the assigned
+    /// address may come from (0.0.0.0-255.255.255.255 for any), narrowed by the responder.
     pub local_ts: Vec<TrafficSelector>,
     /// TSr: the tenant networks.
     pub remote_ts: Vec<TrafficSelector>,
     /// Send N(INITIAL_CONTACT): the responder drops older IKE SAs with our identity.
     pub initial_contact: bool,
+    /// Send CP(CFG_REQUEST) with an empty INTERNAL_IP4_ADDRESS (RFC 7296 3.15, a "virtual
+    /// IP"): the responder assigns the inner address, reported in [`AuthDone::internal_address`].
+    /// Without it the inner address is the caller's, in `local_ts`.
+    pub request_address: bool,
     pub retransmit: RetransmitPolicy,
 }
 
@@ -112,6 +121,9 @@ pub struct AuthDone {
     pub peer_auth_method: u8,
     /// From IKE_SA_INIT. If `detected()`, ESP must be UDP-encapsulated on 4500 (next slice).
     pub nat: NatDetection,
+    /// The inner address the responder assigned in CP(CFG_REPLY), when we asked for one
+    /// (`AuthConfig::request_address`); if we asked and got none, `child` says so.
+    pub internal_address: Option<Ipv4Addr>,
     /// The child SA, or why the responder did not create it (the IKE SA stands either way).
     pub child: Result<ChildSa, ChildFailure>,
 }
@@ -206,6 +218,9 @@ impl AuthInitiator {
             data: certreq,
         });
         p.push(Payload::Auth { method, data });
+        if self.cfg.request_address {
+            p.push(Payload::Cp(Config::request_ipv4_address()));
+        }
         p.push(Payload::Sa(vec![self.offered.clone()]));
         p.push(Payload::TsI(self.cfg.local_ts.clone()));
         p.push(Payload::TsR(self.cfg.remote_ts.clone()));
@@ -267,6 +282,7 @@ impl AuthInitiator {
             offered: &self.offered,
             local_ts: &self.cfg.local_ts,
             remote_ts: &self.cfg.remote_ts,
+            request_address: self.cfg.request_address,
             wall,
         };
         match check(&inner, &cx) {
@@ -279,6 +295,7 @@ impl AuthInitiator {
                 peer_cert: c.peer_cert,
                 peer_auth_method: c.auth_method,
                 nat: self.init.nat,
+                internal_address: c.internal_address,
                 child: c.child,
             })),
             Err(f) => AuthAction::Failed(f),

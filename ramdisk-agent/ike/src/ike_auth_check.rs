@@ -1,15 +1,17 @@
 //! Checks a decrypted IKE_AUTH response (RFC 7296 1.2, 2.15, 2.21.2): the responder's error
 //! notifies as typed refusals, its certificate (pin or CA), IDr against the certificate, its
-//! AUTH over ResponderSignedOctets, then the child SA (chosen proposal, narrowed selectors,
-//! keys). Pure apart from the wall-clock time passed in for certificate validity.
+//! AUTH over ResponderSignedOctets, the assigned inner address in CP(CFG_REPLY) when we asked
+//! for one, then the child SA (chosen proposal, narrowed selectors, keys). Pure apart from the
+//! wall-clock time passed in for certificate validity.
 
+use std::net::Ipv4Addr;
 use std::time::SystemTime;
 
 use crate::cert::{CertError, PeerCert, PeerTrust, check_peer};
 use crate::child::{ChildSa, chosen_spi, derive_child_keys, narrowed};
-use crate::consts::{cert as ct, notify as nt};
+use crate::consts::{cert as ct, cfg, notify as nt};
 use crate::error::CryptoError;
-use crate::payload::{Identity, Notify, Payload, Proposal, TrafficSelector};
+use crate::payload::{Config, Identity, Notify, Payload, Proposal, TrafficSelector};
 use crate::signature::{SignatureError, verify};
 use crate::signed_octets::signed_octets;
 
@@ -83,6 +85,11 @@ pub enum ChildFailure {
     NotOffered(&'static str),
     #[error("the responder's {0} are not within ours")]
     NotNarrowed(&'static str),
+    #[error(
+        "we asked for an inner address (CP CFG_REQUEST) but the responder's CP(CFG_REPLY) {0}; \
+         configure an address pool for this peer on the responder"
+    )]
+    NoAddress(&'static str),
     #[error("child keys: {0}")]
     Crypto(CryptoError),
 }
@@ -100,6 +107,7 @@ pub(crate) struct Context<'a> {
     pub offered: &'a Proposal,
     pub local_ts: &'a [TrafficSelector],
     pub remote_ts: &'a [TrafficSelector],
+    pub request_address: bool,
     pub wall: SystemTime,
 }
 
@@ -109,6 +117,7 @@ pub(crate) struct Checked {
     pub peer_id: Identity,
     pub peer_cert: PeerCert,
     pub auth_method: u8,
+    pub internal_address: Option<Ipv4Addr>,
     pub child: Result<ChildSa, ChildFailure>,
 }
 
@@ -120,6 +129,7 @@ struct Parts<'a> {
     sa: Option<&'a [Proposal]>,
     tsi: Option<&'a [TrafficSelector]>,
     tsr: Option<&'a [TrafficSelector]>,
+    cp: Option<&'a Config>,
     errors: Vec<&'a Notify>,
 }
 
@@ -141,6 +151,8 @@ fn collect(inner: &[Payload]) -> Result<Parts<'_>, AuthFailure> {
             Payload::TsI(t) if p.tsi.is_none() => p.tsi = Some(t),
             Payload::TsR(t) if p.tsr.is_none() => p.tsr = Some(t),
             Payload::TsI(_) | Payload::TsR(_) => return Err(twice("two TSi or TSr payloads")),
+            Payload::Cp(c) if p.cp.is_none() => p.cp = Some(c),
+            Payload::Cp(_) => return Err(twice("two CP payloads")),
             Payload::Notify(n) if n.is_error() => p.errors.push(n),
             _ => {}
         }
@@ -175,12 +187,48 @@ pub(crate) fn check(inner: &[Payload], cx: &Context<'_>) -> Result<Checked, Auth
     }
     let octets = signed_octets(cx.response1, cx.nonce_i, cx.sk_pr, idr);
     verify(method, auth_data, &peer_cert.key, &octets).map_err(AuthFailure::PeerAuth)?;
+    let address = if cx.request_address {
+        Some(assigned_address(p.cp))
+    } else {
+        None
+    };
+    let internal_address = address.and_then(Result::ok);
+    let child = match address {
+        Some(Err(why)) => child(&p, cx).and(Err(ChildFailure::NoAddress(why))),
+        _ => child(&p, cx),
+    };
     Ok(Checked {
         peer_id: idr.clone(),
         peer_cert,
         auth_method: method,
-        child: child(&p, cx),
+        internal_address,
+        child,
     })
+}
+
+/// The INTERNAL_IP4_ADDRESS of the responder's CP(CFG_REPLY) (RFC 7296 3.15.1): exactly one,
+/// 4 bytes, a unicast address (not 0.0.0.0, broadcast, multicast or loopback). Netmask and DNS
+/// attributes are ignored: the inner address is a /32 and the agent names no resolver.
+pub fn assigned_address(cp: Option<&Config>) -> Result<Ipv4Addr, &'static str> {
+    let cp = cp.ok_or("is missing")?;
+    if cp.cfg_type != cfg::CFG_REPLY {
+        return Err("is not a CFG_REPLY");
+    }
+    let mut found = cp
+        .attributes
+        .iter()
+        .filter(|a| a.kind == cfg::INTERNAL_IP4_ADDRESS);
+    let first = found.next().ok_or("has no INTERNAL_IP4_ADDRESS")?;
+    if found.next().is_some() {
+        return Err("has several INTERNAL_IP4_ADDRESS attributes where we asked for one");
+    }
+    let addr = <[u8; 4]>::try_from(first.value.as_slice())
+        .map(Ipv4Addr::from)
+        .map_err(|_| "has an INTERNAL_IP4_ADDRESS that is not 4 bytes")?;
+    if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback() {
+        return Err("has an INTERNAL_IP4_ADDRESS that is not a unicast host address");
+    }
+    Ok(addr)
 }
 
 fn child(p: &Parts<'_>, cx: &Context<'_>) -> Result<ChildSa, ChildFailure> {

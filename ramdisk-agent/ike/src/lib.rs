@@ -3,7 +3,8 @@
 //! (RFC 5282), the key schedule with PRF_HMAC_SHA2_256, DH groups 31 and 19 through ring, and
 //! the initiator's IKE_SA_INIT exchange as a state machine; second slice: IKE_AUTH with X.509
 //! certificates (RFC 7427 ECDSA P-256 signatures, the responder's certificate pinned or
-//! CA-signed) and the first child SA's SPIs and keys.
+//! CA-signed) and the first child SA's SPIs and keys; the Configuration payload (RFC 7296
+//! 3.15) to ask the responder for the inner address (a "virtual IP").
 //!
 //! No IO: no sockets, files or clocks. Time comes in as `Instant`, randomness through
 //! [`Entropy`]; the caller sends what the state machine returns.
@@ -34,7 +35,9 @@ pub use encode::{Header, encode_message};
 pub use entropy::{Entropy, SeededEntropy, SystemEntropy};
 pub use error::{CryptoError, DecodeError, EncodeError};
 pub use keys::{IkeKeys, derive, prf, prf_plus};
-pub use payload::{Identity, Notify, Payload, Proposal, TrafficSelector, Transform};
+pub use payload::{
+    Config, ConfigAttribute, Identity, Notify, Payload, Proposal, TrafficSelector, Transform,
+};
 pub use retransmit::RetransmitPolicy;
 pub use sa_init::{Action, InitiatorConfig, Resend, SaInitDone, SaInitiator, StartError, Timeout};
 pub use sa_init_check::DropReason;

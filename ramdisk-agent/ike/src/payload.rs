@@ -30,6 +30,8 @@ pub enum Payload {
     TsI(Vec<TrafficSelector>),
     TsR(Vec<TrafficSelector>),
     VendorId(Vec<u8>),
+    /// A Configuration payload (RFC 7296 3.15): CFG_REQUEST/REPLY/SET/ACK and its attributes.
+    Cp(Config),
     /// A payload type this crate does not interpret (not critical, else decoding fails).
     Unknown {
         kind: u8,
@@ -53,6 +55,7 @@ impl Payload {
             Payload::TsI(_) => pt::TSI,
             Payload::TsR(_) => pt::TSR,
             Payload::VendorId(_) => pt::VENDOR_ID,
+            Payload::Cp(_) => pt::CP,
             Payload::Unknown { kind, .. } => *kind,
         }
     }
@@ -117,6 +120,35 @@ impl Notify {
     /// Error types are below 16384 (RFC 7296 3.10.1).
     pub fn is_error(&self) -> bool {
         self.kind < crate::consts::notify::FIRST_STATUS
+    }
+}
+
+/// The body of a Configuration payload (RFC 7296 3.15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// CFG_REQUEST (1), CFG_REPLY (2), CFG_SET (3), CFG_ACK (4).
+    pub cfg_type: u8,
+    pub attributes: Vec<ConfigAttribute>,
+}
+
+/// One configuration attribute (RFC 7296 3.15.1): a 15-bit type and its value (empty in a
+/// request that asks for one to be assigned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigAttribute {
+    pub kind: u16,
+    pub value: Vec<u8>,
+}
+
+impl Config {
+    /// CFG_REQUEST for an IPv4 address (INTERNAL_IP4_ADDRESS, empty: any the responder picks).
+    pub fn request_ipv4_address() -> Config {
+        Config {
+            cfg_type: crate::consts::cfg::CFG_REQUEST,
+            attributes: vec![ConfigAttribute {
+                kind: crate::consts::cfg::INTERNAL_IP4_ADDRESS,
+                value: Vec::new(),
+            }],
+        }
     }
 }
 

@@ -1,9 +1,9 @@
 //! Codec: every payload type round-trips; hostile and truncated input gives typed errors.
 
-use agent_ike::consts::{cert, exchange, flags, notify, payload as pt};
+use agent_ike::consts::{cert, cfg, exchange, flags, notify, payload as pt};
 use agent_ike::{
-    DecodeError, Header, Identity, Notify, Payload, Proposal, TrafficSelector, Transform, decode,
-    encode_message,
+    Config, ConfigAttribute, DecodeError, EncodeError, Header, Identity, Notify, Payload, Proposal,
+    TrafficSelector, Transform, decode, encode_message,
 };
 use proptest::prelude::*;
 
@@ -17,8 +17,26 @@ fn header() -> Header {
     }
 }
 
+fn cp_reply() -> Payload {
+    let attr = |kind, value: &[u8]| ConfigAttribute {
+        kind,
+        value: value.to_vec(),
+    };
+    Payload::Cp(Config {
+        cfg_type: cfg::CFG_REPLY,
+        attributes: vec![
+            attr(cfg::INTERNAL_IP4_ADDRESS, &[10, 62, 0, 2]),
+            attr(cfg::INTERNAL_IP4_NETMASK, &[255, 255, 255, 0]),
+            attr(cfg::INTERNAL_IP4_DNS, &[10, 62, 0, 1]),
+            attr(0x7fff, &[]),
+        ],
+    })
+}
+
 fn all_payloads() -> Vec<Payload> {
     vec![
+        Payload::Cp(Config::request_ipv4_address()),
+        cp_reply(),
         Payload::Notify(Notify::ike(notify::COOKIE, vec![9; 16])),
         Payload::Sa(vec![
             Proposal {
@@ -207,6 +225,80 @@ fn malformed_bodies_are_refused() {
     ));
 }
 
+/// A message whose only payload is a CP with `body` after its generic header.
+fn with_cp_body(body: &[u8]) -> Vec<u8> {
+    let mut bytes = encode_message(
+        &header(),
+        &[Payload::Unknown {
+            kind: 0,
+            body: body.to_vec(),
+        }],
+    )
+    .unwrap();
+    bytes[16] = pt::CP;
+    bytes
+}
+
+#[test]
+fn config_payload_wire_form_and_hostile_bodies() {
+    // CFG_REQUEST with an empty INTERNAL_IP4_ADDRESS: type 1, 3 reserved, attr 1 length 0.
+    let bytes = encode_message(&header(), &[Payload::Cp(Config::request_ipv4_address())]).unwrap();
+    assert_eq!(bytes[16], 47);
+    assert_eq!(&bytes[28..], &[0, 0, 0, 12, 1, 0, 0, 0, 0, 1, 0, 0]);
+    // The reserved top bit of an attribute type is ignored on receipt.
+    let got = decode(&with_cp_body(&[2, 0, 0, 0, 0x80, 1, 0, 4, 10, 0, 0, 9]))
+        .unwrap()
+        .payloads;
+    assert_eq!(
+        got,
+        vec![Payload::Cp(Config {
+            cfg_type: 2,
+            attributes: vec![ConfigAttribute {
+                kind: cfg::INTERNAL_IP4_ADDRESS,
+                value: vec![10, 0, 0, 9]
+            }]
+        })]
+    );
+    // No attributes is a valid (if useless) CP.
+    assert!(decode(&with_cp_body(&[2, 0, 0, 0])).is_ok());
+    for (body, why) in [
+        (&[][..], "empty body"),
+        (&[2, 0, 0][..], "shorter than the CP header"),
+        (&[2, 0, 0, 0, 0, 1][..], "attribute header cut"),
+        (&[2, 0, 0, 0, 0, 1, 0][..], "attribute header cut by one"),
+        (&[2, 0, 0, 0, 0, 1, 0, 4, 10, 0, 0][..], "value one short"),
+        (
+            &[2, 0, 0, 0, 0, 1, 0xff, 0xff][..],
+            "length 65535, nothing after",
+        ),
+        (
+            &[2, 0, 0, 0, 0, 1, 0, 0, 0, 3, 0, 8, 1, 2, 3, 4][..],
+            "second attribute runs over",
+        ),
+    ] {
+        assert!(
+            matches!(
+                decode(&with_cp_body(body)),
+                Err(DecodeError::Malformed { kind: pt::CP, .. })
+            ),
+            "{why}: {:?}",
+            decode(&with_cp_body(body))
+        );
+    }
+    // Our encoder refuses what the wire cannot carry.
+    let too_wide = Payload::Cp(Config {
+        cfg_type: 1,
+        attributes: vec![ConfigAttribute {
+            kind: 0x8001,
+            value: vec![],
+        }],
+    });
+    assert!(matches!(
+        encode_message(&header(), &[too_wide]),
+        Err(EncodeError::FieldTooLong { .. })
+    ));
+}
+
 /// Why Notify bodies are read here: ipsec-parser 0.7 drops the last 4 bytes of notify data.
 #[test]
 fn ipsec_parser_notify_data_is_short_by_four() {
@@ -241,6 +333,17 @@ fn arb_payload() -> impl Strategy<Value = Payload> {
         (any::<u8>(), bytes()).prop_map(|(id_type, data)| Payload::IdI(Identity { id_type, data })),
         (any::<u8>(), bytes()).prop_map(|(encoding, data)| Payload::Cert { encoding, data }),
         (any::<u8>(), bytes()).prop_map(|(method, data)| Payload::Auth { method, data }),
+        (
+            any::<u8>(),
+            proptest::collection::vec((0u16..0x8000, bytes()), 0..5)
+        )
+            .prop_map(|(cfg_type, attrs)| Payload::Cp(Config {
+                cfg_type,
+                attributes: attrs
+                    .into_iter()
+                    .map(|(kind, value)| ConfigAttribute { kind, value })
+                    .collect()
+            })),
         proptest::collection::vec(
             (
                 any::<u8>(),
@@ -269,6 +372,22 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..400)) {
         let _ = decode(&b);
+    }
+
+    #[test]
+    fn arbitrary_cp_bodies_never_panic_and_reencode(b in proptest::collection::vec(any::<u8>(), 0..120)) {
+        if let Ok(m) = decode(&with_cp_body(&b)) {
+            // What decodes re-encodes to the same bytes, but for the ignored reserved bits.
+            let again = encode_message(&header(), &m.payloads).unwrap();
+            let mut want = with_cp_body(&b);
+            want[32 + 1..32 + 4].fill(0);
+            let mut at = 32 + 4;
+            while at + 4 <= want.len() {
+                want[at] &= 0x7f;
+                at += 4 + usize::from(u16::from_be_bytes([want[at + 2], want[at + 3]]));
+            }
+            prop_assert_eq!(again, want);
+        }
     }
 
     #[test]

@@ -9,14 +9,14 @@ mod pki;
 use std::time::{Duration, Instant, SystemTime};
 
 use agent_ike::cert::sha256;
-use agent_ike::consts::{auth, cert as ct, exchange, flags, id, notify as nt};
+use agent_ike::consts::{auth, cert as ct, cfg, exchange, flags, id, notify as nt};
 use agent_ike::signature::{PublicKey, SigningKey, verify};
 use agent_ike::{
     AuthAction, AuthConfig, AuthDrop, AuthFailure, AuthInitiator, AuthStartError, CertError,
-    ChildFailure, DhGroup, Header, Identity, LocalCredential, NatDetection, Notify, Payload,
-    PeerTrust, Proposal, Refusal, RetransmitPolicy, SaInitDone, SeededEntropy, SignatureError,
-    Timeout, TrafficSelector, Transform, decode, derive, derive_child_keys, encode_message,
-    signed_octets, sk,
+    ChildFailure, Config, ConfigAttribute, DhGroup, Header, Identity, LocalCredential,
+    NatDetection, Notify, Payload, PeerTrust, Proposal, Refusal, RetransmitPolicy, SaInitDone,
+    SeededEntropy, SignatureError, Timeout, TrafficSelector, Transform, decode, derive,
+    derive_child_keys, encode_message, signed_octets, sk,
 };
 use pki::{Ca, Leaf};
 use proptest::prelude::*;
@@ -72,6 +72,7 @@ impl World {
             local_ts: vec![TrafficSelector::v4([10, 30, 0, 5], [10, 30, 0, 5])],
             remote_ts: vec![TrafficSelector::v4([10, 0, 0, 0], [10, 255, 255, 255])],
             initial_contact: true,
+            request_address: false,
             retransmit: RetransmitPolicy {
                 initial: Duration::from_secs(1),
                 factor_percent: 200,
@@ -662,4 +663,184 @@ proptest! {
 
 thread_local! {
     static WORLD: World = World::new();
+}
+
+/// The agent asking for a virtual IP: TSi any IPv4 address, CP(CFG_REQUEST).
+fn started_asking(w: &World) -> AuthInitiator {
+    let mut cfg = w.config(w.ca_trust());
+    cfg.request_address = true;
+    cfg.local_ts = vec![TrafficSelector::v4([0; 4], [255; 4])];
+    let mut a = AuthInitiator::new(sa_init_done(vec![2]), cfg, &mut SeededEntropy::new(5)).unwrap();
+    let req = a.start(Instant::now()).unwrap();
+    let inner = sk::open(&req, &decode(&req).unwrap(), &keys().sk_ei).unwrap();
+    let kinds: Vec<u8> = inner.iter().map(Payload::kind).collect();
+    // CP between AUTH and SA (RFC 7296 1.2 / 3.15), an empty INTERNAL_IP4_ADDRESS.
+    assert_eq!(kinds, vec![35, 37, 41, 38, 39, 47, 33, 44, 45]);
+    assert_eq!(
+        inner[5],
+        Payload::Cp(Config {
+            cfg_type: cfg::CFG_REQUEST,
+            attributes: vec![ConfigAttribute {
+                kind: cfg::INTERNAL_IP4_ADDRESS,
+                value: vec![]
+            }]
+        })
+    );
+    a
+}
+
+fn attr(kind: u16, value: &[u8]) -> ConfigAttribute {
+    ConfigAttribute {
+        kind,
+        value: value.to_vec(),
+    }
+}
+
+/// An accepting response from a responder that assigned 10.62.0.2: CP(CFG_REPLY) and TSi
+/// narrowed to that address.
+fn assigning(fw: &Leaf, cp: Option<Config>) -> Vec<Payload> {
+    let mut inner = accepting(fw);
+    inner[4] = Payload::TsI(vec![TrafficSelector::v4([10, 62, 0, 2], [10, 62, 0, 2])]);
+    if let Some(cp) = cp {
+        inner.insert(3, Payload::Cp(cp));
+    }
+    inner
+}
+
+fn reply(attributes: Vec<ConfigAttribute>) -> Config {
+    Config {
+        cfg_type: cfg::CFG_REPLY,
+        attributes,
+    }
+}
+
+#[test]
+fn asks_for_an_address_and_takes_the_assigned_one() {
+    let w = World::new();
+    let mut a = started_asking(&w);
+    let cp = reply(vec![
+        attr(cfg::INTERNAL_IP4_NETMASK, &[255, 255, 255, 0]),
+        attr(cfg::INTERNAL_IP4_ADDRESS, &[10, 62, 0, 2]),
+        attr(cfg::INTERNAL_IP4_DNS, &[10, 62, 0, 1]),
+        attr(0x4000, &[1, 2, 3]),
+    ]);
+    let done = established(a.on_message(&seal(&assigning(&w.fw, Some(cp))), SystemTime::now()));
+    assert_eq!(
+        done.internal_address,
+        Some(std::net::Ipv4Addr::new(10, 62, 0, 2))
+    );
+    let child = done.child.unwrap();
+    assert_eq!(
+        child.local_ts,
+        vec![TrafficSelector::v4([10, 62, 0, 2], [10, 62, 0, 2])]
+    );
+}
+
+#[test]
+fn without_asking_a_cp_reply_is_ignored() {
+    let w = World::new();
+    let (mut a, req, _) = w.started(w.ca_trust());
+    let inner = sk::open(&req, &decode(&req).unwrap(), &keys().sk_ei).unwrap();
+    assert!(!inner.iter().any(|p| matches!(p, Payload::Cp(_))));
+    let mut resp = accepting(&w.fw);
+    resp.insert(
+        3,
+        Payload::Cp(reply(vec![attr(
+            cfg::INTERNAL_IP4_ADDRESS,
+            &[10, 62, 0, 2],
+        )])),
+    );
+    let done = established(a.on_message(&seal(&resp), SystemTime::now()));
+    assert_eq!(done.internal_address, None);
+    assert!(done.child.is_ok());
+}
+
+#[test]
+fn a_missing_or_hostile_address_reply_fails_the_child_only() {
+    let w = World::new();
+    let addr = |v: &[u8]| attr(cfg::INTERNAL_IP4_ADDRESS, v);
+    let cases: Vec<(Option<Config>, &str)> = vec![
+        (None, "is missing"),
+        (Some(reply(vec![])), "has no INTERNAL_IP4_ADDRESS"),
+        (
+            Some(reply(vec![attr(cfg::INTERNAL_IP4_NETMASK, &[255; 4])])),
+            "has no INTERNAL_IP4_ADDRESS",
+        ),
+        (
+            Some(Config {
+                cfg_type: cfg::CFG_SET,
+                attributes: vec![addr(&[10, 62, 0, 2])],
+            }),
+            "is not a CFG_REPLY",
+        ),
+        (Some(reply(vec![addr(&[])])), "not 4 bytes"),
+        (Some(reply(vec![addr(&[10, 62, 0])])), "not 4 bytes"),
+        (Some(reply(vec![addr(&[10, 62, 0, 2, 0])])), "not 4 bytes"),
+        (
+            Some(reply(vec![addr(&[
+                0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+            ])])),
+            "not 4 bytes",
+        ),
+        (Some(reply(vec![addr(&[0, 0, 0, 0])])), "not a unicast"),
+        (Some(reply(vec![addr(&[255; 4])])), "not a unicast"),
+        (Some(reply(vec![addr(&[224, 0, 0, 1])])), "not a unicast"),
+        (Some(reply(vec![addr(&[127, 0, 0, 1])])), "not a unicast"),
+        (
+            Some(reply(vec![addr(&[10, 62, 0, 2]), addr(&[10, 62, 0, 3])])),
+            "several",
+        ),
+    ];
+    for (cp, why) in cases {
+        let mut a = started_asking(&w);
+        let done =
+            established(a.on_message(&seal(&assigning(&w.fw, cp.clone())), SystemTime::now()));
+        assert_eq!(done.internal_address, None, "{cp:?}");
+        match done.child {
+            Err(ChildFailure::NoAddress(got)) => assert!(got.contains(why), "{got} for {cp:?}"),
+            other => panic!("{cp:?}: {other:?}"),
+        }
+    }
+    // Two CP payloads: the response is unexpected (the IKE SA fails).
+    let mut a = started_asking(&w);
+    let mut inner = assigning(&w.fw, Some(reply(vec![addr(&[10, 62, 0, 2])])));
+    inner.insert(3, Payload::Cp(reply(vec![addr(&[10, 62, 0, 3])])));
+    assert!(matches!(
+        a.on_message(&seal(&inner), SystemTime::now()),
+        AuthAction::Failed(AuthFailure::Unexpected(_))
+    ));
+    // INTERNAL_ADDRESS_FAILURE instead of a CP: the responder's refusal is what is reported.
+    let mut a = started_asking(&w);
+    let mut inner: Vec<Payload> = accepting(&w.fw).into_iter().take(3).collect();
+    inner.push(Payload::Notify(Notify::ike(
+        nt::INTERNAL_ADDRESS_FAILURE,
+        vec![],
+    )));
+    let done = established(a.on_message(&seal(&inner), SystemTime::now()));
+    assert_eq!(
+        done.child.unwrap_err(),
+        ChildFailure::Refused(Refusal::InternalAddressFailure)
+    );
+}
+
+proptest! {
+    /// Any CP(CFG_REPLY) attribute list: no panic; an address is reported only if exactly one
+    /// well-formed unicast INTERNAL_IP4_ADDRESS came.
+    #[test]
+    fn arbitrary_cp_replies_never_panic(
+        attrs in proptest::collection::vec(
+            (prop_oneof![Just(1u16), Just(2u16), Just(3u16), any::<u16>().prop_map(|k| k & 0x7fff)],
+             proptest::collection::vec(any::<u8>(), 0..6)),
+            0..4)
+    ) {
+        let w = World::new();
+        let mut a = started_asking(&w);
+        let cp = reply(attrs.iter().map(|(k, v)| attr(*k, v)).collect());
+        let done = established(a.on_message(&seal(&assigning(&w.fw, Some(cp))), SystemTime::now()));
+        let ips: Vec<&Vec<u8>> = attrs.iter().filter(|(k, _)| *k == 1).map(|(_, v)| v).collect();
+        if let Some(ip) = done.internal_address {
+            prop_assert_eq!(ips.len(), 1);
+            prop_assert_eq!(ip.octets().to_vec(), ips[0].clone());
+        }
+    }
 }

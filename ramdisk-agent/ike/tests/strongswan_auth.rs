@@ -149,6 +149,7 @@ fn establish(
         // Wider than charon's 10.20.0.0/16: it narrows.
         remote_ts: vec![TrafficSelector::v4([10, 0, 0, 0], [10, 255, 255, 255])],
         initial_contact: true,
+        request_address: false,
         retransmit: retransmit(),
     };
     let mut a = AuthInitiator::new(done, cfg, &mut SystemEntropy::default()).unwrap();
