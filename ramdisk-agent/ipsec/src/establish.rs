@@ -28,11 +28,22 @@ pub struct IkeConfig {
     pub credential: LocalCredential,
     pub trust: PeerTrust,
     pub peer_id: Option<Identity>,
-    /// The agent's inner address: TSi, and the TUN device's address.
-    pub inner: Ipv4Addr,
+    /// The agent's inner address (TSi, and the TUN device's address): fixed, or assigned by
+    /// the responder from its pool.
+    pub inner: InnerAddress,
     /// TSr: the tenant networks asked for (the responder narrows them).
     pub remote_ts: Vec<TrafficSelector>,
     pub retransmit: RetransmitPolicy,
+}
+
+/// Where the agent's inner address comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InnerAddress {
+    /// This address: TSi is exactly it, no configuration payload is sent.
+    Fixed(Ipv4Addr),
+    /// Ask the responder (CP(CFG_REQUEST) for INTERNAL_IP4_ADDRESS, RFC 7296 3.15) with TSi
+    /// any IPv4 address; the responder's pool picks it and narrows TSi to it.
+    FromResponder,
 }
 
 /// How long the handshake took, by exchange (from the first request to the accepted answer).
@@ -62,6 +73,8 @@ pub struct IkeSaInfo {
 #[derive(Debug)]
 pub struct Established {
     pub transport: IkeTransport,
+    /// The inner address in use: the fixed one, or the one the responder assigned.
+    pub inner: Ipv4Addr,
     pub child: ChildSa,
     pub ike: IkeSaInfo,
     pub handshake: Handshake,
@@ -107,7 +120,8 @@ fn exchange<T>(
     }
 }
 
-/// IKE_SA_INIT on 500, then IKE_AUTH on 4500; the child SA checked against our inner address.
+/// IKE_SA_INIT on 500, then IKE_AUTH on 4500; the child SA checked against our inner address
+/// (the fixed one, or the one the responder assigned in its CP(CFG_REPLY)).
 pub fn establish(
     cfg: IkeConfig,
     clock: &dyn Clock,
@@ -158,9 +172,10 @@ pub fn establish(
             credential: cfg.credential,
             trust: cfg.trust,
             peer_id: cfg.peer_id,
-            local_ts: vec![plan::inner_selector(inner)],
+            local_ts: vec![plan::local_selector(inner)],
             remote_ts: cfg.remote_ts,
             initial_contact: true,
+            request_address: inner == InnerAddress::FromResponder,
             retransmit: cfg.retransmit,
         },
         rng,
@@ -190,9 +205,11 @@ pub fn establish(
     };
     let done = *auth_done;
     let child = done.child.map_err(TunnelError::Child)?;
+    let inner = plan::inner_address(inner, done.internal_address)?;
     plan::check_inner(&child.local_ts, inner)?;
     Ok(Established {
         transport,
+        inner,
         child,
         ike: IkeSaInfo {
             spi_i,

@@ -21,7 +21,7 @@ pub mod tunnel;
 
 pub use clock::{Clock, SystemClock};
 pub use error::TunnelError;
-pub use establish::{Established, Handshake, IkeConfig, IkeSaInfo, establish};
+pub use establish::{Established, Handshake, IkeConfig, IkeSaInfo, InnerAddress, establish};
 pub use plan::{AfterSaInit, PlanError};
 pub use transport::IkeTransport;
 pub use tunnel::{Tunnel, TunnelConfig, TunnelInfo};

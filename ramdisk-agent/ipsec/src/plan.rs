@@ -1,7 +1,8 @@
 //! The decisions between the IKE layer and the ESP layer, without IO: whether the tunnel can
 //! run UDP-encapsulated after IKE_SA_INIT (RFC 7296 2.23, RFC 3948), which routes the
 //! responder's narrowed TSr needs, whether the narrowed TSi still holds our inner address, and
-//! the ESP SA pair built from the child SA's SPIs and keys. Pure: time comes in as `now`.
+//! the ESP SA pair built from the child SA's SPIs and keys; the TSi to offer and the inner
+//! address to use (fixed, or assigned by the responder's CP(CFG_REPLY)). Pure: time comes in as `now`.
 
 use std::net::Ipv4Addr;
 use std::time::Instant;
@@ -11,6 +12,8 @@ use agent_ike::consts::ts;
 use agent_ike::{ChildSa, NatDetection, SkKey, TrafficSelector};
 use wg_tunnel::Ipv4Net;
 use zeroize::Zeroizing;
+
+use crate::establish::InnerAddress;
 
 /// Why the negotiated result cannot become a tunnel this agent runs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +41,11 @@ pub enum PlanError {
         "the responder narrowed TSi to exclude our inner address {inner}: ask for that address or change it"
     )]
     InnerOutsideTsi { inner: Ipv4Addr },
+    #[error(
+        "we asked the responder for an inner address and it assigned none; give the agent a \
+         fixed one or configure a pool for it on the responder"
+    )]
+    NoAssignedAddress,
     #[error("the child SA's ESP SPIs or keys: {0}")]
     Sa(#[from] SaError),
 }
@@ -143,6 +151,28 @@ pub fn check_inner(local_ts: &[TrafficSelector], inner: Ipv4Addr) -> Result<(), 
 /// The TSi we ask for: exactly our inner address, any protocol and port.
 pub fn inner_selector(inner: Ipv4Addr) -> TrafficSelector {
     TrafficSelector::v4(inner.octets(), inner.octets())
+}
+
+/// The TSi we offer: our fixed inner address, or any IPv4 address when the responder assigns
+/// it (it narrows TSi to the address it picked).
+pub fn local_selector(inner: InnerAddress) -> TrafficSelector {
+    match inner {
+        InnerAddress::Fixed(a) => inner_selector(a),
+        InnerAddress::FromResponder => TrafficSelector::v4([0; 4], [255; 4]),
+    }
+}
+
+/// The inner address to use after IKE_AUTH: the fixed one, or the responder's assignment
+/// (agent-ike already refused a child SA without a usable one when we asked).
+pub fn inner_address(
+    inner: InnerAddress,
+    assigned: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr, PlanError> {
+    match (inner, assigned) {
+        (InnerAddress::Fixed(a), _) => Ok(a),
+        (InnerAddress::FromResponder, Some(a)) => Ok(a),
+        (InnerAddress::FromResponder, None) => Err(PlanError::NoAssignedAddress),
+    }
 }
 
 fn sa_key(k: &SkKey) -> Result<SaKey, SaError> {

@@ -223,3 +223,40 @@ fn reserved_spis_from_the_peer_are_refused() {
         Err(PlanError::Sa(SaError::ReservedSpi { spi: 255 }))
     ));
 }
+
+#[test]
+fn the_inner_address_is_fixed_or_assigned() {
+    let fixed: Ipv4Addr = "10.30.0.5".parse().unwrap();
+    let pool: Ipv4Addr = "10.62.0.2".parse().unwrap();
+    assert_eq!(
+        local_selector(InnerAddress::Fixed(fixed)),
+        TrafficSelector::v4([10, 30, 0, 5], [10, 30, 0, 5])
+    );
+    assert_eq!(
+        local_selector(InnerAddress::FromResponder),
+        TrafficSelector::v4([0; 4], [255; 4])
+    );
+    // A fixed address wins over anything the responder says.
+    assert_eq!(
+        inner_address(InnerAddress::Fixed(fixed), Some(pool)),
+        Ok(fixed)
+    );
+    assert_eq!(inner_address(InnerAddress::Fixed(fixed), None), Ok(fixed));
+    assert_eq!(
+        inner_address(InnerAddress::FromResponder, Some(pool)),
+        Ok(pool)
+    );
+    assert_eq!(
+        inner_address(InnerAddress::FromResponder, None),
+        Err(PlanError::NoAssignedAddress)
+    );
+    // The assigned address must lie in the narrowed TSi (the responder narrows 0/0 to it).
+    let narrowed = [TrafficSelector::v4([10, 62, 0, 2], [10, 62, 0, 2])];
+    assert_eq!(check_inner(&narrowed, pool), Ok(()));
+    assert_eq!(
+        check_inner(&narrowed, "10.62.0.3".parse().unwrap()),
+        Err(PlanError::InnerOutsideTsi {
+            inner: "10.62.0.3".parse().unwrap()
+        })
+    );
+}

@@ -1,9 +1,10 @@
-//! The running tunnel: after [`establish`], a TUN device with the agent's inner address (/32),
-//! routes for the responder's narrowed TSr, and agent-esp's [`Endpoint`] on the same UDP 4500
-//! socket IKE_AUTH used (IKE behind the marker goes to a channel, ESP to the SA pair), run on
-//! its own thread until [`Tunnel::stop`] or drop. Does IO, in the calling thread's network
-//! namespace.
+//! The running tunnel: after [`establish`], a TUN device with the agent's inner address (/32,
+//! fixed or assigned by the responder), routes for the responder's narrowed TSr, and
+//! agent-esp's [`Endpoint`] on the same UDP 4500 socket IKE_AUTH used (IKE behind the marker
+//! goes to a channel, ESP to the SA pair), run on its own thread until [`Tunnel::stop`] or
+//! drop. Does IO, in the calling thread's network namespace.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -35,6 +36,8 @@ pub struct TunnelConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelInfo {
     pub ike: IkeSaInfo,
+    /// The TUN device's address: the fixed inner address or the one the responder assigned.
+    pub inner: Ipv4Addr,
     pub handshake: Handshake,
     /// Our ESP SPI (the peer sends with it) and the peer's (we send with it).
     pub spi_in: u32,
@@ -63,8 +66,8 @@ impl Tunnel {
         clock: &dyn Clock,
         rng: &mut dyn Entropy,
     ) -> Result<Tunnel, TunnelError> {
-        let inner = cfg.ike.inner;
         let est = establish(cfg.ike, clock, rng)?;
+        let inner = est.inner;
         let routes = plan::routes(&est.child.remote_ts)?;
         let (outbound, inbound) = plan::esp_sas(&est.child, cfg.esp_limits, clock.now())?;
         let tun = TunDevice::create(&cfg.tun_name)?;
@@ -89,6 +92,7 @@ impl Tunnel {
         )?;
         let info = TunnelInfo {
             ike: est.ike,
+            inner,
             handshake: est.handshake,
             spi_in: est.child.spi_in,
             spi_out: est.child.spi_out,
@@ -102,6 +106,7 @@ impl Tunnel {
             spi_in = format_args!("{:08x}", info.spi_in),
             spi_out = format_args!("{:08x}", info.spi_out),
             %peer,
+            %inner,
             routes = ?info.routes,
             "IPsec tunnel up"
         );

@@ -25,7 +25,7 @@ use agent_esp::LifetimeLimits;
 use agent_ike::{
     DhGroup, LocalCredential, PeerTrust, RetransmitPolicy, SystemEntropy, TrafficSelector,
 };
-use agent_ipsec::{IkeConfig, SystemClock, Tunnel, TunnelConfig};
+use agent_ipsec::{IkeConfig, InnerAddress, SystemClock, Tunnel, TunnelConfig};
 use ca::Ca;
 use common::net::{Capture, in_ns, interfaces, ping, udp_of};
 use strongswan::{Lab, RESPONDER, skip_reason};
@@ -175,7 +175,7 @@ fn tunnel_to_strongswan_carries_ping_and_tcp_both_ways() {
             credential: LocalCredential::new(&agent_der, &agent_key).expect("credential"),
             trust: PeerTrust::Ca(ca.cert_der.clone()),
             peer_id: None,
-            inner: INNER,
+            inner: InnerAddress::Fixed(INNER),
             // Wider than charon's 10.20.0.0/16: it narrows, and we route what it returns.
             remote_ts: vec![TrafficSelector::v4([10, 0, 0, 0], [10, 255, 255, 255])],
             retransmit: RetransmitPolicy {
