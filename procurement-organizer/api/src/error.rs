@@ -32,6 +32,10 @@ pub enum ErrorCode {
     NotFromTunnel,
     /// The tenant's policy requires a TPM-rooted start-up key and the server has none.
     WeakHostRoot,
+    /// The lease asked for another tunnel than the request builds (a WireGuard registration
+    /// for a lease that chose IPsec, or a gateway that runs the other tunnel), or the tenant's
+    /// record and the Lease Manager disagree about the lease's tunnel.
+    WrongTunnel,
     /// The tunnel network has no free address.
     NoAddress,
     /// The gateway cannot decide now (the Lease Manager or its revocation list is not
@@ -57,6 +61,7 @@ impl ErrorCode {
             Self::NoSuchKey => "no-such-key",
             Self::NotFromTunnel => "not-from-tunnel",
             Self::WeakHostRoot => "weak-host-root",
+            Self::WrongTunnel => "wrong-tunnel",
             Self::NoAddress => "no-address",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
@@ -80,7 +85,8 @@ impl ErrorCode {
             | Self::Expired
             | Self::WrongImage
             | Self::NotFromTunnel
-            | Self::WeakHostRoot => 403,
+            | Self::WeakHostRoot
+            | Self::WrongTunnel => 403,
             Self::UnknownLease | Self::NoSuchKey => 404,
             Self::NoAddress | Self::Unavailable => 503,
             Self::Internal => 500,
@@ -124,6 +130,7 @@ mod tests {
             ErrorCode::NoSuchKey,
             ErrorCode::NotFromTunnel,
             ErrorCode::WeakHostRoot,
+            ErrorCode::WrongTunnel,
             ErrorCode::NoAddress,
             ErrorCode::Unavailable,
             ErrorCode::Internal,
@@ -133,5 +140,11 @@ mod tests {
             assert!((400..600).contains(&c.http_status()));
         }
         assert!(serde_json::from_str::<ErrorCode>("\"teapot\"").is_err());
+        assert_eq!(
+            serde_json::from_str::<ErrorCode>("\"wrong-tunnel\"").unwrap(),
+            ErrorCode::WrongTunnel
+        );
+        assert_eq!(ErrorCode::WrongTunnel.http_status(), 403);
+        assert!(!ErrorCode::WrongTunnel.is_transient());
     }
 }

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use lm_api::{LeaseId, LeaseState, LeaseView, Name};
+use lm_api::{LeaseId, LeaseState, LeaseView, Name, Tunnel};
 use lm_pki::{CheckedCrl, Identity, PeerCert};
 use po_api::{ErrorCode, ImageRef};
 
@@ -97,6 +97,19 @@ pub enum Refusal {
     LmUnavailable {
         detail: String,
     },
+    /// The lease's tunnel choice (in the record and in the LM's view) is not the one this
+    /// request or sync builds, or the two disagree.
+    WrongTunnel {
+        lease: LeaseId,
+        requested: Tunnel,
+        listed: Tunnel,
+        offered: Tunnel,
+    },
+    /// This gateway runs the other tunnel (`gateway.tunnel`).
+    GatewayTunnel {
+        runs: Tunnel,
+        asked: Tunnel,
+    },
 }
 
 impl Refusal {
@@ -115,6 +128,7 @@ impl Refusal {
             Self::NotInLease { .. } | Self::ServerNotServing { .. } => ErrorCode::WrongServer,
             Self::WrongImage { .. } => ErrorCode::WrongImage,
             Self::NotFromTunnel { .. } => ErrorCode::NotFromTunnel,
+            Self::WrongTunnel { .. } | Self::GatewayTunnel { .. } => ErrorCode::WrongTunnel,
         }
     }
 
@@ -137,6 +151,8 @@ impl Refusal {
             Self::WrongImage { .. } => "wrong-image",
             Self::NotFromTunnel { .. } => "not-from-tunnel",
             Self::LmUnavailable { .. } => "lm-unavailable",
+            Self::WrongTunnel { .. } => "wrong-tunnel",
+            Self::GatewayTunnel { .. } => "gateway-tunnel",
         }
     }
 }
@@ -224,8 +240,97 @@ impl fmt::Display for Refusal {
                     "the Lease Manager could not be asked: {detail}; try again"
                 )
             }
+            Self::WrongTunnel {
+                lease,
+                requested,
+                listed,
+                offered,
+            } => {
+                if requested != listed {
+                    write!(
+                        f,
+                        "lease {lease} was requested here with tunnel {} but the Lease Manager lists it with {}",
+                        requested.as_str(),
+                        listed.as_str()
+                    )
+                } else {
+                    write!(
+                        f,
+                        "lease {lease} asked for tunnel {}, not {}: {}",
+                        requested.as_str(),
+                        offered.as_str(),
+                        tunnel_hint(*requested)
+                    )
+                }
+            }
+            Self::GatewayTunnel { runs, asked } => write!(
+                f,
+                "this gateway runs tunnel {} (gateway.tunnel = \"{}\"), not {}: {}",
+                runs.as_str(),
+                runs.as_str(),
+                asked.as_str(),
+                tunnel_hint(*runs)
+            ),
         }
     }
+}
+
+fn tunnel_hint(t: Tunnel) -> &'static str {
+    match t {
+        Tunnel::Wireguard => "agents register a WireGuard peer here",
+        Tunnel::Ipsec => {
+            "agents build an IKEv2 tunnel with their LM certificate, not a WireGuard peer"
+        }
+    }
+}
+
+/// Whether `lease` may have a tunnel of kind `offered`: the tenant requested it with that
+/// tunnel (`requested`, the record) and the Lease Manager lists it so (`listed`). A
+/// disagreement is refused too: neither side is taken over the other.
+pub fn check_tunnel(
+    lease: LeaseId,
+    requested: Tunnel,
+    listed: Tunnel,
+    offered: Tunnel,
+) -> Result<(), Refusal> {
+    if requested == offered && listed == offered {
+        Ok(())
+    } else {
+        Err(Refusal::WrongTunnel {
+            lease,
+            requested,
+            listed,
+            offered,
+        })
+    }
+}
+
+/// Whether a gateway running `runs` (`gateway.tunnel`) serves requests for tunnel `asked`.
+pub fn check_gateway_tunnel(runs: Tunnel, asked: Tunnel) -> Result<(), Refusal> {
+    if runs == asked {
+        Ok(())
+    } else {
+        Err(Refusal::GatewayTunnel { runs, asked })
+    }
+}
+
+/// Whether the agent of `cert` may register a WireGuard peer at a gateway running `runs`:
+/// the gateway runs WireGuard, then [`admit`], then the lease asked for WireGuard (record and
+/// LM). Returns the LM's view of the lease.
+pub fn admit_wireguard<'a>(
+    cert: &AgentCert,
+    runs: Tunnel,
+    f: &Facts<'a>,
+) -> Result<&'a LeaseView, Refusal> {
+    check_gateway_tunnel(runs, Tunnel::Wireguard)?;
+    let lease = admit(cert, f)?;
+    let requested = f
+        .record
+        .approved(cert.lease)
+        .map(|r| r.tunnel)
+        .map_err(|_| Refusal::NotApproved { lease: cert.lease })?;
+    check_tunnel(lease.id, requested, lease.tunnel, Tunnel::Wireguard)?;
+    Ok(lease)
 }
 
 /// The agent a verified client certificate speaks for.

@@ -310,3 +310,100 @@ fn keys_go_to_the_leased_image_through_the_tunnel_only() {
         ErrorCode::LeaseNotLive
     );
 }
+
+#[test]
+fn a_wireguard_registration_needs_a_wireguard_lease_at_a_wireguard_gateway() {
+    let w = World::good();
+    assert_eq!(
+        admit_wireguard(&agent(), Tunnel::Wireguard, &w.facts())
+            .unwrap()
+            .id,
+        lease_id()
+    );
+    let set = |w: &mut World, requested: Tunnel, listed: Tunnel| {
+        let mut r = Record::default();
+        let mut l = record().approved(lease_id()).unwrap().clone();
+        l.tunnel = requested;
+        r.add(l);
+        w.record = r;
+        if let Some(v) = w.lease.as_mut() {
+            v.tunnel = listed;
+        }
+    };
+    let cases = [
+        (
+            Tunnel::Ipsec,
+            Tunnel::Ipsec,
+            "asked for tunnel ipsec, not wireguard",
+        ),
+        (
+            Tunnel::Wireguard,
+            Tunnel::Ipsec,
+            "requested here with tunnel wireguard but the Lease Manager lists it with ipsec",
+        ),
+        (
+            Tunnel::Ipsec,
+            Tunnel::Wireguard,
+            "requested here with tunnel ipsec but the Lease Manager lists it with wireguard",
+        ),
+    ];
+    for (requested, listed, says) in cases {
+        let mut w = World::good();
+        set(&mut w, requested, listed);
+        let r = admit_wireguard(&agent(), Tunnel::Wireguard, &w.facts()).unwrap_err();
+        assert_eq!(r.code(), ErrorCode::WrongTunnel, "{r}");
+        assert_eq!(r.reason(), "wrong-tunnel");
+        let text = r.to_string();
+        assert!(
+            text.contains(says) && text.contains(&lease_id().to_string()),
+            "{text}"
+        );
+    }
+    // The other checks come first: an unapproved lease is refused as such, whatever its tunnel.
+    let mut w = World::good();
+    set(&mut w, Tunnel::Ipsec, Tunnel::Ipsec);
+    w.crl = Some(crl(&[0x51]));
+    assert_eq!(
+        admit_wireguard(&agent(), Tunnel::Wireguard, &w.facts())
+            .unwrap_err()
+            .code(),
+        ErrorCode::Revoked
+    );
+    // A gateway in IPsec mode registers no WireGuard peer, whatever the lease asked for.
+    for t in [Tunnel::Wireguard, Tunnel::Ipsec] {
+        let mut w = World::good();
+        set(&mut w, t, t);
+        let r = admit_wireguard(&agent(), Tunnel::Ipsec, &w.facts()).unwrap_err();
+        assert_eq!(r.code(), ErrorCode::WrongTunnel);
+        assert_eq!(r.reason(), "gateway-tunnel");
+        assert!(
+            r.to_string().contains("gateway.tunnel = \"ipsec\"")
+                && r.to_string().contains("not a WireGuard peer"),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn check_tunnel_admits_only_when_record_lm_and_offer_agree() {
+    let all = [Tunnel::Wireguard, Tunnel::Ipsec];
+    for requested in all {
+        for listed in all {
+            for offered in all {
+                let got = check_tunnel(lease_id(), requested, listed, offered);
+                assert_eq!(
+                    got.is_ok(),
+                    requested == offered && listed == offered,
+                    "{requested:?} {listed:?} {offered:?}"
+                );
+                if let Err(r) = got {
+                    assert_eq!(r.code(), ErrorCode::WrongTunnel);
+                }
+            }
+            assert_eq!(
+                check_gateway_tunnel(requested, listed).is_ok(),
+                requested == listed
+            );
+        }
+    }
+}

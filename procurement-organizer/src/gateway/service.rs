@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lm_api::{LeaseState, LeaseView, Name};
+use lm_api::{LeaseState, LeaseView, Name, Tunnel};
 use lm_pki::PeerCert;
 use po_api::{
     ErrorCode, ImageKeyB64, ImageRef, ImageSigningKey, KeyAnswer, KeyRequest, PeerRegistered,
@@ -20,7 +20,7 @@ use super::approval::{self, AgentCert, CrlState, Facts, Refusal};
 use super::peers::{PeerError, PeerTable};
 use super::source::{LmSource, WgPeers};
 use super::trust::CrlCache;
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, TunnelMode};
 use crate::keystore::{KeyStore, KeyStoreError};
 use crate::record::{Record, RecordFile};
 
@@ -172,15 +172,27 @@ impl Gateway {
         decide(&f).map_err(Denial::from)
     }
 
-    /// `POST /v1/peers`: admits the agent of `peer` and adds its WireGuard peer.
+    /// The tunnel this gateway runs (`gateway.tunnel`).
+    fn runs(&self) -> Tunnel {
+        match self.cfg.tunnel {
+            TunnelMode::Wireguard => Tunnel::Wireguard,
+            TunnelMode::Ipsec => Tunnel::Ipsec,
+        }
+    }
+
+    /// `POST /v1/peers`: admits the agent of `peer` (a lease that asked for WireGuard, at a
+    /// gateway that runs it) and adds its WireGuard peer.
     pub async fn register(
         &self,
         peer: &PeerCert,
         req: &RegisterPeer,
     ) -> Result<PeerRegistered, Denial> {
         let cert = approval::agent_of(peer).inspect_err(|r| refused("register", None, r))?;
+        let runs = self.runs();
         let decided = self
-            .decide(&cert, |f| approval::admit(&cert, f).map(|_| ()))
+            .decide(&cert, |f| {
+                approval::admit_wireguard(&cert, runs, f).map(|_| ())
+            })
             .await;
         if let Err(d) = &decided {
             log_denial("register", &cert, None, d);

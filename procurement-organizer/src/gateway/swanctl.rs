@@ -18,10 +18,10 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use lm_api::{LeaseState, LeaseView, Name};
+use lm_api::{LeaseState, LeaseView, Name, Tunnel};
 use po_api::Ipv4Net;
 
-use super::approval::SERVING_STATES;
+use super::approval::{SERVING_STATES, check_tunnel};
 use crate::record::Record;
 
 /// IKE proposal: AES-GCM-16-256, PRF HMAC-SHA2-256, x25519 or P-256.
@@ -330,14 +330,20 @@ pub fn render(plan: &SwanctlPlan) -> Result<String, SwanctlError> {
 }
 
 /// The agents the gateway admits: every server, in a serving state and with a certificate
-/// issued, of every lease this organizer requested and has not released, that the LM lists
-/// for `tenant` as provisioning or active. Sorted; fixed addresses none (the pool).
+/// issued, of every lease this organizer requested with tunnel `ipsec` and has not released,
+/// that the LM lists for `tenant` as provisioning or active and with tunnel `ipsec`
+/// ([`check_tunnel`]: a WireGuard lease, or one the record and the LM disagree about, gets no
+/// connection). Sorted; fixed addresses none (the pool).
 pub fn admitted_peers(record: &Record, leases: &[LeaseView], tenant: &Name) -> Vec<IpsecPeer> {
     let mut out: Vec<IpsecPeer> = leases
         .iter()
         .filter(|l| &l.tenant == tenant)
         .filter(|l| matches!(l.state, LeaseState::Provisioning | LeaseState::Active))
-        .filter(|l| record.approved(l.id).is_ok())
+        .filter(|l| {
+            record
+                .approved(l.id)
+                .is_ok_and(|r| check_tunnel(l.id, r.tunnel, l.tunnel, Tunnel::Ipsec).is_ok())
+        })
         .flat_map(|l| {
             l.servers
                 .iter()

@@ -399,3 +399,40 @@ fn agent_dn_is_what_lm_pki_writes() {
         format!("CN={}", id.common_name())
     );
 }
+
+#[test]
+fn admitted_peers_are_the_leases_that_asked_for_ipsec() {
+    let tenant: Name = "acme".parse().unwrap();
+    let mut record = Record::default();
+    let mut leases = Vec::new();
+    // (id, requested here, listed by the LM, admitted)
+    let cases = [
+        (0xa1, Tunnel::Ipsec, Tunnel::Ipsec, true),
+        (0xa2, Tunnel::Wireguard, Tunnel::Wireguard, false),
+        (0xa3, Tunnel::Ipsec, Tunnel::Wireguard, false),
+        (0xa4, Tunnel::Wireguard, Tunnel::Ipsec, false),
+    ];
+    for (id, requested_with, listed, _) in cases {
+        let mut r = requested(id, false);
+        r.tunnel = requested_with;
+        record.add(r);
+        let mut v = lease_view(
+            id,
+            "acme",
+            LeaseState::Active,
+            &[("vm1", "tunneling", true)],
+        );
+        v.tunnel = listed;
+        leases.push(v);
+    }
+    let got: Vec<String> = admitted_peers(&record, &leases, &tenant)
+        .into_iter()
+        .map(|p| p.lease)
+        .collect();
+    let want: Vec<String> = cases
+        .iter()
+        .filter(|c| c.3)
+        .map(|c| LeaseId::from_random(c.0).to_string())
+        .collect();
+    assert_eq!(got, want);
+}
