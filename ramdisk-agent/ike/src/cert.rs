@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use ring::digest;
 use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
-use x509_parser::prelude::{ASN1Time, FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{ASN1Time, FromDer, GeneralName, X509Certificate, X509Name};
 
 use crate::consts::id;
 use crate::payload::Identity;
@@ -76,7 +76,7 @@ impl PeerCert {
     pub fn matches(&self, ident: &Identity) -> bool {
         let text = std::str::from_utf8(&ident.data).ok();
         match ident.id_type {
-            id::DER_ASN1_DN => ident.data == self.subject,
+            id::DER_ASN1_DN => dn_equal(&ident.data, &self.subject),
             id::FQDN => {
                 text.is_some_and(|t| self.dns_names.iter().any(|n| n.eq_ignore_ascii_case(t)))
             }
@@ -86,6 +86,36 @@ impl PeerCert {
             _ => false,
         }
     }
+}
+
+/// Whether two DER distinguished names are the same name: byte-equal, or the same RDNs with
+/// the same attribute types and string values in another string type. strongSwan encodes a
+/// configured `id = "CN=..."` as PrintableString where it can, while rcgen (the LM's and the
+/// gateway's certificates) writes UTF8String; strongSwan matches the two, so must we.
+/// Values that are not strings must be byte-equal; nothing is case-folded.
+pub fn dn_equal(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    let (Ok((&[], na)), Ok((&[], nb))) = (X509Name::from_der(a), X509Name::from_der(b)) else {
+        return false;
+    };
+    let (ra, rb): (Vec<_>, Vec<_>) = (na.iter().collect(), nb.iter().collect());
+    ra.len() == rb.len()
+        && ra.iter().zip(&rb).all(|(x, y)| {
+            let (ax, ay): (Vec<_>, Vec<_>) = (x.iter().collect(), y.iter().collect());
+            ax.len() == ay.len()
+                && ax.iter().zip(&ay).all(|(p, q)| {
+                    p.attr_type() == q.attr_type()
+                        && match (p.as_str(), q.as_str()) {
+                            (Ok(s), Ok(t)) => s == t,
+                            _ => {
+                                p.attr_value().tag() == q.attr_value().tag()
+                                    && p.attr_value().data == q.attr_value().data
+                            }
+                        }
+                })
+        })
 }
 
 pub fn sha256(b: &[u8]) -> [u8; 32] {

@@ -415,3 +415,47 @@ fn nat_detection_compares_both_hashes() {
     // The hash covers the SPIs: the IKE_SA_INIT request's (SPIr 0) differs.
     assert_ne!(nat_detection_hash(i, 0, remote), src);
 }
+
+/// A DER Name of one RDN per (OID 2.5.4.x last arc, ASN.1 string tag, value).
+fn dn(rdns: &[(u8, u8, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (arc, tag, v) in rdns {
+        let mut atv = vec![0x06, 3, 0x55, 4, *arc, *tag, v.len() as u8];
+        atv.extend_from_slice(v.as_bytes());
+        let mut seq = vec![0x30, atv.len() as u8];
+        seq.extend(atv);
+        body.extend([0x31, seq.len() as u8]);
+        body.extend(seq);
+    }
+    let mut out = vec![0x30, body.len() as u8];
+    out.extend(body);
+    out
+}
+
+#[test]
+fn dn_equality_ignores_the_string_type_only() {
+    use agent_ike::cert::dn_equal;
+    const PRINTABLE: u8 = 0x13;
+    const UTF8: u8 = 0x0c;
+    let utf8 = dn(&[(3, UTF8, "tenant gateway")]);
+    // strongSwan's `id = "CN=tenant gateway"` (PrintableString) is rcgen's UTF8String CN.
+    assert!(dn_equal(&dn(&[(3, PRINTABLE, "tenant gateway")]), &utf8));
+    assert!(dn_equal(&utf8, &utf8));
+    for other in [
+        dn(&[(3, PRINTABLE, "tenant gatewaY")]),
+        dn(&[(3, PRINTABLE, "tenant gateway ")]),
+        dn(&[(10, PRINTABLE, "tenant gateway")]),
+        dn(&[(3, UTF8, "tenant gateway"), (10, UTF8, "acme")]),
+        dn(&[]),
+        // OCTET STRING with the same bytes is not a string.
+        dn(&[(3, 0x04, "tenant gateway")]),
+    ] {
+        assert!(!dn_equal(&other, &utf8), "{other:02x?}");
+    }
+    // Garbage and trailing bytes are never equal to a name (unless byte-identical).
+    let mut trailing = dn(&[(3, PRINTABLE, "tenant gateway")]);
+    trailing.push(0);
+    assert!(!dn_equal(&trailing, &utf8));
+    assert!(!dn_equal(&[0x30, 0x80], &utf8));
+    assert!(!dn_equal(&[], &utf8));
+}
