@@ -17,7 +17,9 @@
 //! due, the text is rendered; when text or CRL changed, `swanctl --load-all` loads folder and
 //! file (swanctl unloads connections no longer in the file), then the IKE SAs of every dropped
 //! connection are terminated (`swanctl --terminate --ike <conn> --force`): unloading a
-//! connection does not end its SAs.
+//! connection does not end its SAs. charon checks the CRL only at authentication, so when a new
+//! CRL revokes a certificate the LM issued for a loaded connection's server, that connection's
+//! IKE SAs are terminated too (after the CRL is loaded; [`super::revoked_sas`] decides).
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -30,6 +32,7 @@ use anyhow::Context;
 use tokio::sync::Mutex;
 
 use super::identity::gateway_dir;
+use super::revoked_sas::{self, SeenSerials};
 use super::service::{Gateway, now_unix};
 use super::swanctl::{self, CONN_PREFIX, SwanctlPlan};
 use super::trust::PinnedCa;
@@ -118,6 +121,13 @@ impl Swanctl {
     /// authorities, pools; connections not in the file are unloaded).
     pub fn load_all(&self, conf: &Path) -> Result<String, String> {
         self.run(&["--load-all".into(), "--file".into(), conf.into()])
+    }
+
+    /// `--flush-certs --type x509_crl`: drops the CRLs charon cached while it checked
+    /// certificates. charon's revocation check takes the first valid CRL it finds, and a cached
+    /// old one is found before the newer one `--load-all` brought, until it expires.
+    pub fn flush_crls(&self) -> Result<String, String> {
+        self.run(&["--flush-certs".into(), "--type".into(), "x509_crl".into()])
     }
 
     /// `--terminate --ike <conn> --force`.
@@ -279,6 +289,9 @@ pub struct SyncReport {
     pub dropped: Vec<String>,
     /// Peers left out because a name could not go into the file.
     pub refused: Vec<String>,
+    /// Connections whose IKE SAs were terminated because the new CRL revokes a certificate
+    /// the LM issued for their server.
+    pub revoked: Vec<String>,
 }
 
 struct Loaded {
@@ -286,6 +299,8 @@ struct Loaded {
     conns: BTreeSet<String>,
     crl_fetched_unix: Option<i64>,
     crl: Option<Vec<u8>>,
+    checked: Option<lm_pki::CheckedCrl>,
+    seen: SeenSerials,
 }
 
 /// The gateway's strongSwan side.
@@ -380,12 +395,15 @@ impl IpsecGateway {
             ),
         };
         let mut crl = old_crl.clone();
+        let old_checked = loaded.as_ref().and_then(|l| l.checked.clone());
+        let mut checked = old_checked.clone();
         let mut crl_fetched = loaded.as_ref().and_then(|l| l.crl_fetched_unix);
         if crl_due {
             match gw.lm.crl().await {
                 Ok(der) => match lm_pki::check_crl(&der, &self.ca_der) {
-                    Ok(_) => {
+                    Ok(c) => {
                         crl = Some(der);
+                        checked = Some(c);
                         crl_fetched = Some(now);
                     }
                     Err(e) => {
@@ -417,6 +435,9 @@ impl IpsecGateway {
                 .map_err(|e| format!("{e:#}"))?;
             let conf = self.conf_path();
             self.blocking(move |s| s.load_all(&conf)).await?;
+            if crl_changed {
+                self.blocking(|s| s.flush_crls()).await?;
+            }
             report.loaded = true;
             tracing::info!(
                 connections = conns.len(),
@@ -436,12 +457,32 @@ impl IpsecGateway {
             }
             report.dropped.push(gone.clone());
         }
+        let mut seen = loaded.as_ref().map(|l| l.seen.clone()).unwrap_or_default();
+        revoked_sas::remember(&mut seen, &conns, &leases);
+        if crl_changed && let Some(new) = &checked {
+            for conn in revoked_sas::to_terminate(&seen, old_checked.as_ref(), new) {
+                let name = conn.clone();
+                match self.blocking(move |s| s.terminate(&name)).await {
+                    Ok(_) => tracing::warn!(
+                        connection = %conn,
+                        "the LM revoked a certificate of this IPsec connection's agent: its SAs terminated"
+                    ),
+                    Err(e) => tracing::info!(
+                        connection = %conn, detail = %e,
+                        "the LM revoked a certificate of this IPsec connection's agent (no SA to terminate)"
+                    ),
+                }
+                report.revoked.push(conn);
+            }
+        }
         report.conns = conns.clone();
         *loaded = Some(Loaded {
             text,
             conns,
             crl_fetched_unix: crl_fetched,
             crl,
+            checked,
+            seen,
         });
         Ok(report)
     }

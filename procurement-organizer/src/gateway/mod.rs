@@ -8,6 +8,7 @@ pub mod ipsec;
 pub mod peers;
 pub mod peers_file;
 pub mod range;
+pub mod revoked_sas;
 pub mod run;
 pub mod service;
 pub mod source;
