@@ -435,8 +435,8 @@ impl IpsecGateway {
                 .map_err(|e| format!("{e:#}"))?;
             let conf = self.conf_path();
             self.blocking(move |s| s.load_all(&conf)).await?;
-            if crl_changed {
-                self.blocking(|s| s.flush_crls()).await?;
+            if crl_changed && let Err(e) = self.blocking(|s| s.flush_crls()).await {
+                tracing::warn!(error = %e, "cannot flush charon's cached CRLs: it may check certificates against the previous CRL until that expires");
             }
             report.loaded = true;
             tracing::info!(
