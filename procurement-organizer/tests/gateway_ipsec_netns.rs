@@ -5,7 +5,12 @@
 //! id and the LM CA; after this organizer releases the lease, the watcher's reload drops it.
 //! In between, a second charon in another namespace plays the agent with strongSwan's own
 //! `swanctl --initiate`: with an LM-style certificate of the approved lease it is admitted
-//! (CHILD_SA up), with one of a lease this organizer never requested it is refused.
+//! (CHILD_SA up), with one of a lease this organizer never requested it is refused, and so is
+//! one naming the approved lease but issued by another CA. Then the LM revokes the admitted
+//! certificate: within a CRL refresh the gateway terminates the IKE SA that was up (charon
+//! itself never re-checks an established SA) and charon refuses a new IKE_AUTH with it,
+//! logging the revocation; the server's re-issued certificate is admitted again and survives
+//! a later CRL that still lists the old serial.
 //! Skipped (with a message) when not root or without strongSwan.
 
 mod common;
@@ -49,6 +54,10 @@ fn skip_reason() -> Option<String> {
 }
 
 fn view(id: u64) -> LeaseView {
+    view_with_serial(id, "51")
+}
+
+fn view_with_serial(id: u64, serial: &str) -> LeaseView {
     LeaseView {
         id: LeaseId::from_random(id),
         tenant: "acme".parse().unwrap(),
@@ -60,7 +69,7 @@ fn view(id: u64) -> LeaseView {
             name: "vm1".into(),
             mac: MacAddr([2, 0, 0, 0, 0, 1]),
             state: "tunneling".into(),
-            cert_serial: Some("51".into()),
+            cert_serial: Some(serial.into()),
         }],
         tunnel: Tunnel::Ipsec,
         role: None,
@@ -123,6 +132,7 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
         &["10.60.0.0/16".parse().unwrap()],
     )
     .replace("# lm_poll_secs = 3", "lm_poll_secs = 1")
+    .replace("# crl_refresh_secs = 10", "crl_refresh_secs = 1")
     .replace("# tun_name = \"po-wg0\"", "tun_name = \"ipsec0\"")
     .replace("# tunnel = \"wireguard\"", "tunnel = \"ipsec\"");
     let cfg = Config::parse(&text, &dir.path().join("organizer.toml")).unwrap();
@@ -227,11 +237,28 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
         "urn:lease-appliance:agent:l-00000000000000bb:vm1",
         0x52,
     );
+    let foreign_ca = Authority::generate(SystemTime::now(), 1u64.into())
+        .unwrap()
+        .0;
+    let foreign = agent(
+        &foreign_ca,
+        "urn:lease-appliance:agent:l-00000000000000aa:vm1",
+        0x51,
+    );
+    let renewed = agent(
+        &ca,
+        "urn:lease-appliance:agent:l-00000000000000aa:vm1",
+        0x54,
+    );
     for (sub, name, bytes) in [
         ("x509", "good.der", good.chain[0].to_vec()),
         ("private", "good.key", good.key.secret_der().to_vec()),
         ("x509", "other.der", other.chain[0].to_vec()),
         ("private", "other.key", other.key.secret_der().to_vec()),
+        ("x509", "foreign.der", foreign.chain[0].to_vec()),
+        ("private", "foreign.key", foreign.key.secret_der().to_vec()),
+        ("x509", "renewed.der", renewed.chain[0].to_vec()),
+        ("private", "renewed.key", renewed.key.secret_der().to_vec()),
         (
             "x509",
             "gw.pem",
@@ -253,9 +280,11 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
     std::fs::write(
         peer_dir.path().join("swanctl.conf"),
         format!(
-            "connections {{\n{}{}}}\n",
+            "connections {{\n{}{}{}{}}}\n",
             conn("good", "good.der", "l-00000000000000aa"),
-            conn("other", "other.der", "l-00000000000000bb")
+            conn("other", "other.der", "l-00000000000000bb"),
+            conn("foreign", "foreign.der", "l-00000000000000aa"),
+            conn("renewed", "renewed.der", "l-00000000000000aa")
         ),
     )
     .unwrap();
@@ -304,6 +333,92 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
     assert!(
         refused.unwrap_err().contains("AUTHENTICATION_FAILED"),
         "refused by authentication"
+    );
+    let gw_log = cfg.state_dir.join("gateway/ipsec/charon.log");
+    let log_since = |from: usize| {
+        let all = std::fs::read_to_string(&gw_log).unwrap_or_default();
+        all.get(from..).unwrap_or_default().to_string()
+    };
+    let log_len = || std::fs::metadata(&gw_log).map_or(0, |m| m.len() as usize);
+
+    // The approved lease's DN, but a certificate of another CA.
+    let mark = log_len();
+    let refused = peer.run(&["--initiate".into(), "--child".into(), "foreign".into()]);
+    eprintln!("--- agent with a foreign CA's certificate: swanctl --initiate ---\n{refused:?}");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("AUTHENTICATION_FAILED")),
+        "a foreign CA's certificate was not refused: {refused:?}"
+    );
+    let said = log_since(mark);
+    eprintln!("--- gateway charon.log (foreign CA) ---\n{said}");
+    assert!(
+        said.contains("no trusted") || said.contains("no issuer"),
+        "charon names the missing trust chain:\n{said}"
+    );
+    let sas = swanctl.run(&["--list-sas".into()]).unwrap_or_else(|e| e);
+    assert!(
+        sas.contains(CONN) && sas.contains("INSTALLED"),
+        "the refused attempt left the admitted SA up:\n{sas}"
+    );
+
+    // The LM revokes the admitted certificate: the next CRL refresh ends the SA that is up
+    // (charon checks revocation only at authentication) and a new IKE_AUTH is refused.
+    let mark = log_len();
+    *lm.crl.lock().unwrap() = Some(crl(&ca, &[&good.serial]));
+    let until = Instant::now() + Duration::from_secs(10);
+    let sas = loop {
+        let sas = swanctl.run(&["--list-sas".into()]).unwrap_or_else(|e| e);
+        if !sas.contains(CONN) || Instant::now() > until {
+            break sas;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        !sas.contains(CONN),
+        "the revoked certificate's IKE SA is still up:\n{sas}"
+    );
+    let (still, _) = wait_conns(&swanctl, |o| o.contains(CONN));
+    assert!(
+        still,
+        "the connection stays loaded for the re-issued certificate"
+    );
+    let refused = peer.run(&["--initiate".into(), "--child".into(), "good".into()]);
+    eprintln!("--- agent with its revoked certificate: swanctl --initiate ---\n{refused:?}");
+    eprintln!("--- gateway charon.log (revoked) ---\n{}", log_since(mark));
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("AUTHENTICATION_FAILED")),
+        "the revoked certificate was admitted again: {refused:?}"
+    );
+    let said = log_since(mark);
+    assert!(
+        said.contains("certificate was revoked"),
+        "charon logs the revocation:\n{said}"
+    );
+
+    // The server's re-issued certificate is admitted; a later CRL that still lists the old
+    // serial leaves its SA alone.
+    lm.put(view_with_serial(0xaa, &renewed.serial));
+    let admitted = peer.run(&["--initiate".into(), "--child".into(), "renewed".into()]);
+    assert!(
+        admitted.as_ref().is_ok_and(|o| o.contains("established")),
+        "the re-issued certificate was not admitted: {admitted:?}"
+    );
+    let mark = log_len();
+    *lm.crl.lock().unwrap() = Some(crl(&ca, &[&good.serial]));
+    std::thread::sleep(Duration::from_millis(2500));
+    let said = log_since(mark);
+    assert!(
+        said.contains("is newer"),
+        "the later CRL was loaded:\n{said}"
+    );
+    let sas = swanctl.run(&["--list-sas".into()]).unwrap_or_else(|e| e);
+    assert!(
+        sas.contains(CONN) && sas.contains("INSTALLED"),
+        "the re-issued certificate's SA was ended by a CRL that revokes only the old one:\n{sas}"
     );
 
     // This organizer releases the lease: the next sync drops the connection.
