@@ -1,0 +1,650 @@
+//! The established IKE SA's life (RFC 7296 1.3-1.5, 2.3): INFORMATIONAL (liveness checks both
+//! ways, Delete of the child SA or the IKE SA) and CREATE_CHILD_SA rekeying of the child SA
+//! (ours, started by the caller when the ESP layer's soft lifetime says so, and the
+//! responder's). A pure state machine: the caller feeds datagrams and ticks with the time and
+//! sends the [`SaEvent::Send`] bytes; randomness for nonces and SPIs through [`Entropy`].
+//!
+//! ```text
+//!  message ids: ours (requests we send) from AuthDone::next_msg_id, the peer's from 0;
+//!  window size 1 each way: one request of ours outstanding, retransmitted per RetransmitPolicy;
+//!  the peer's request id n-1 again -> our last response again; other ids -> dropped
+//!  every message: SK payload, we seal with SK_ei (IV = our own counter), open with SK_er
+//!  rekey:  SA(ESP, new SPI, AES-GCM-16-256, ESN none), Ni, TSi, TSr, N(REKEY_SA, old SPI)
+//!          KEYMAT = prf+(SK_d, Ni | Nr), Ni = the CREATE_CHILD_SA initiator's nonce; no KE (no PFS)
+//! ```
+//!
+//! Not handled: IKE SA rekeying (answered NO_ADDITIONAL_SAS, so the peer re-authenticates or
+//! keeps the SA), PFS (a request with KE gets NO_PROPOSAL_CHOSEN), simultaneous rekey
+//! collisions (RFC 7296 2.8.1: both new SAs are reported; the older pair is deleted by the peer).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::child::{ChildKeys, ChildSa, chosen_spi, derive_child_keys, offer};
+use crate::consts::{exchange, flags, notify as nt, payload as pt, protocol};
+use crate::decode::decode;
+use crate::encode::Header;
+use crate::entropy::Entropy;
+use crate::error::{DecodeError, EncodeError};
+use crate::keys::IkeKeys;
+use crate::payload::{Notify, Payload, Proposal, TrafficSelector};
+use crate::retransmit::{Due, Retransmit, RetransmitPolicy};
+use crate::sk;
+
+/// N(REKEY_SA) (RFC 7296 3.10.1).
+pub const REKEY_SA: u16 = 16393;
+
+/// Timers of the established SA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IkeSaConfig {
+    /// Send a liveness check after this long without an authentic message from the peer.
+    pub dpd_idle: Duration,
+    /// Retransmission of our requests; when spent the peer is declared dead.
+    pub retransmit: RetransmitPolicy,
+    /// Bytes of our nonces (16..=256).
+    pub nonce_len: usize,
+}
+
+/// The child SA the machine tracks: SPIs and selectors (keys go to the ESP layer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildIds {
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+}
+
+impl ChildIds {
+    pub fn of(c: &ChildSa) -> ChildIds {
+        ChildIds {
+            spi_in: c.spi_in,
+            spi_out: c.spi_out,
+            local_ts: c.local_ts.clone(),
+            remote_ts: c.remote_ts.clone(),
+        }
+    }
+}
+
+/// What the caller must do.
+#[derive(Debug)]
+pub enum SaEvent {
+    /// Send these bytes to the peer (UDP 4500, behind the non-ESP marker).
+    Send(Vec<u8>),
+    /// A successor child SA: install it (the old inbound SA keeps accepting until
+    /// `ChildDeleted` names it). `new.keys.initiator_to_responder` is what we seal with.
+    ChildRekeyed { old_spi_in: u32, new: ChildSa },
+    /// The child SA with our inbound SPI `spi_in` is gone: remove it from the ESP layer.
+    ChildDeleted { spi_in: u32, spi_out: u32 },
+    /// The peer deleted the IKE SA (acknowledged): tear the tunnel down.
+    IkeDeleted,
+    /// Our request got no answer after every retransmission: tear the tunnel down.
+    PeerDead { tries: u32 },
+    /// Our rekey was refused (the notify type); the old SA stands, the caller may retry.
+    RekeyRefused(u16),
+}
+
+/// Why a datagram was ignored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaDrop {
+    #[error("malformed: {0}")]
+    Malformed(DecodeError),
+    #[error("SPIs {spi_i:#018x}/{spi_r:#018x} are not this IKE SA's")]
+    WrongSpi { spi_i: u64, spi_r: u64 },
+    #[error("exchange type {0} is neither INFORMATIONAL nor CREATE_CHILD_SA")]
+    WrongExchange(u8),
+    #[error("not encrypted or does not open with SK_er: {0}")]
+    Undecryptable(DecodeError),
+    #[error("request id {got} outside the window (expected {expected})")]
+    RequestOutOfWindow { got: u32, expected: u32 },
+    #[error("response id {got} answers no outstanding request")]
+    UnexpectedResponse { got: u32 },
+    #[error("the IKE SA is closed")]
+    Closed,
+}
+
+#[derive(Debug)]
+enum Request {
+    Liveness,
+    Rekey {
+        old: ChildIds,
+        offered: Proposal,
+        nonce_i: Vec<u8>,
+    },
+    DeleteChild {
+        spi_in: u32,
+        spi_out: u32,
+    },
+}
+
+#[derive(Debug)]
+struct Outstanding {
+    msg_id: u32,
+    bytes: Vec<u8>,
+    timer: Retransmit,
+    request: Request,
+}
+
+/// An established IKE SA (we are its original initiator).
+#[derive(Debug)]
+pub struct IkeSa {
+    spi_i: u64,
+    spi_r: u64,
+    keys: IkeKeys,
+    cfg: IkeSaConfig,
+    next_out: u32,
+    next_in: u32,
+    last_response: Option<Vec<u8>>,
+    outstanding: Option<Outstanding>,
+    queue: VecDeque<Request>,
+    last_heard: Instant,
+    iv: u64,
+    child: ChildIds,
+    /// Replaced child SAs not yet deleted: (our inbound SPI, the peer's).
+    retired: Vec<(u32, u32)>,
+    closed: bool,
+}
+
+fn draw_spi(rng: &mut dyn Entropy) -> u32 {
+    loop {
+        let mut b = [0u8; 4];
+        rng.fill(&mut b);
+        let s = u32::from_be_bytes(b);
+        if s >= 256 {
+            return s;
+        }
+    }
+}
+
+fn notify_of(p: &[Payload], kind: u16) -> Option<&Notify> {
+    p.iter().find_map(|p| match p {
+        Payload::Notify(n) if n.kind == kind => Some(n),
+        _ => None,
+    })
+}
+
+/// A Delete payload's body (RFC 7296 3.11): protocol, SPI size, count, SPIs.
+pub fn delete_body(proto: u8, spis: &[u32]) -> Payload {
+    let mut body = vec![proto, if proto == protocol::IKE { 0 } else { 4 }];
+    body.extend_from_slice(&(spis.len() as u16).to_be_bytes());
+    for s in spis {
+        body.extend_from_slice(&s.to_be_bytes());
+    }
+    Payload::Unknown {
+        kind: pt::DELETE,
+        body,
+    }
+}
+
+/// Reads a Delete body: (protocol, 4-byte SPIs); `None` if its sizes disagree.
+pub fn parse_delete(body: &[u8]) -> Option<(u8, Vec<u32>)> {
+    let (&[proto, spi_size, c0, c1], rest) = body.split_first_chunk::<4>()?;
+    let count = usize::from(u16::from_be_bytes([c0, c1]));
+    if proto == protocol::IKE {
+        return (spi_size == 0 && count == 0 && rest.is_empty()).then(|| (proto, Vec::new()));
+    }
+    if spi_size != 4 || rest.len() != 4 * count {
+        return None;
+    }
+    let spis = rest
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    Some((proto, spis))
+}
+
+impl IkeSa {
+    /// Continues IKE_AUTH's result: its SPIs, keys and next message id, the first child SA.
+    pub fn new(
+        spi_i: u64,
+        spi_r: u64,
+        keys: IkeKeys,
+        next_msg_id: u32,
+        child: ChildIds,
+        cfg: IkeSaConfig,
+        now: Instant,
+    ) -> IkeSa {
+        IkeSa {
+            spi_i,
+            spi_r,
+            keys,
+            cfg,
+            next_out: next_msg_id,
+            next_in: 0,
+            last_response: None,
+            outstanding: None,
+            queue: VecDeque::new(),
+            last_heard: now,
+            // IKE_AUTH used IV 1 under SK_ei; everything after counts on from here.
+            iv: 1 << 32,
+            child,
+            retired: Vec::new(),
+            closed: false,
+        }
+    }
+
+    /// The child SA now in use.
+    pub fn child(&self) -> &ChildIds {
+        &self.child
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Our next request's message id and the peer's expected one.
+    pub fn message_ids(&self) -> (u32, u32) {
+        (self.next_out, self.next_in)
+    }
+
+    fn seal(
+        &mut self,
+        exch: u8,
+        response: bool,
+        msg_id: u32,
+        inner: &[Payload],
+    ) -> Result<Vec<u8>, EncodeError> {
+        let header = Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            exchange: exch,
+            flags: flags::INITIATOR | if response { flags::RESPONSE } else { 0 },
+            msg_id,
+        };
+        self.iv += 1;
+        sk::seal(&header, inner, &self.keys.sk_ei, self.iv)
+    }
+
+    /// Asks for a successor of the current child SA (when the ESP layer's soft lifetime is
+    /// reached); sent by the next [`IkeSa::tick`] once no other request of ours is outstanding.
+    pub fn start_rekey(&mut self, rng: &mut dyn Entropy) {
+        let busy = self
+            .queue
+            .iter()
+            .chain(self.outstanding.as_ref().map(|o| &o.request))
+            .any(|r| matches!(r, Request::Rekey { .. }));
+        if busy || self.closed {
+            return;
+        }
+        let mut nonce = vec![0u8; self.cfg.nonce_len.clamp(16, 256)];
+        rng.fill(&mut nonce);
+        self.queue.push_back(Request::Rekey {
+            old: self.child.clone(),
+            offered: offer(draw_spi(rng)),
+            nonce_i: nonce,
+        });
+    }
+
+    /// Whether a rekey of ours is queued or outstanding.
+    pub fn rekeying(&self) -> bool {
+        self.queue
+            .iter()
+            .chain(self.outstanding.as_ref().map(|o| &o.request))
+            .any(|r| matches!(r, Request::Rekey { .. }))
+    }
+
+    fn payloads(&self, r: &Request) -> (u8, Vec<Payload>) {
+        match r {
+            Request::Liveness => (exchange::INFORMATIONAL, Vec::new()),
+            Request::DeleteChild { spi_in, .. } => (
+                exchange::INFORMATIONAL,
+                vec![delete_body(protocol::ESP, &[*spi_in])],
+            ),
+            Request::Rekey {
+                old,
+                offered,
+                nonce_i,
+            } => (
+                exchange::CREATE_CHILD_SA,
+                vec![
+                    Payload::Notify(Notify {
+                        protocol: protocol::ESP,
+                        spi: old.spi_in.to_be_bytes().to_vec(),
+                        kind: REKEY_SA,
+                        data: Vec::new(),
+                    }),
+                    Payload::Sa(vec![offered.clone()]),
+                    Payload::Nonce(nonce_i.clone()),
+                    Payload::TsI(old.local_ts.clone()),
+                    Payload::TsR(old.remote_ts.clone()),
+                ],
+            ),
+        }
+    }
+
+    /// Timers at `now`: retransmission (or the peer declared dead), a queued request, a
+    /// liveness check after `dpd_idle` of silence. Returns what to do and when to tick again.
+    pub fn tick(&mut self, now: Instant) -> (Vec<SaEvent>, Instant) {
+        let mut ev = Vec::new();
+        let idle_at = self.last_heard + self.cfg.dpd_idle;
+        if self.closed {
+            return (ev, now + self.cfg.dpd_idle);
+        }
+        if let Some(o) = &mut self.outstanding {
+            match o.timer.poll(now) {
+                Due::WaitUntil(t) => return (ev, t.min(now + self.cfg.dpd_idle)),
+                Due::Resend => {
+                    ev.push(SaEvent::Send(o.bytes.clone()));
+                    let next = now + o.timer.wait();
+                    return (ev, next);
+                }
+                Due::GiveUp { tries } => {
+                    self.closed = true;
+                    ev.push(SaEvent::PeerDead { tries });
+                    return (ev, now + self.cfg.dpd_idle);
+                }
+            }
+        }
+        if self.queue.is_empty() && now >= idle_at {
+            self.queue.push_back(Request::Liveness);
+        }
+        if let Some(r) = self.queue.pop_front() {
+            let (exch, inner) = self.payloads(&r);
+            let id = self.next_out;
+            // Our own payloads are small; an encoding failure drops the request.
+            if let Ok(bytes) = self.seal(exch, false, id, &inner) {
+                self.next_out = self.next_out.wrapping_add(1);
+                let timer = Retransmit::sent(self.cfg.retransmit, now);
+                let next = now + timer.wait();
+                ev.push(SaEvent::Send(bytes.clone()));
+                self.outstanding = Some(Outstanding {
+                    msg_id: id,
+                    bytes,
+                    timer,
+                    request: r,
+                });
+                return (ev, next);
+            }
+        }
+        (ev, idle_at.max(now + Duration::from_millis(10)))
+    }
+
+    /// Feeds one datagram (the IKE message, without the non-ESP marker).
+    pub fn on_message(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        rng: &mut dyn Entropy,
+    ) -> Result<Vec<SaEvent>, SaDrop> {
+        if self.closed {
+            return Err(SaDrop::Closed);
+        }
+        let msg = decode(bytes).map_err(SaDrop::Malformed)?;
+        let h = msg.header;
+        if h.spi_i != self.spi_i || h.spi_r != self.spi_r {
+            return Err(SaDrop::WrongSpi {
+                spi_i: h.spi_i,
+                spi_r: h.spi_r,
+            });
+        }
+        if h.exchange != exchange::INFORMATIONAL && h.exchange != exchange::CREATE_CHILD_SA {
+            return Err(SaDrop::WrongExchange(h.exchange));
+        }
+        if msg.is_response() {
+            match &self.outstanding {
+                Some(o) if o.msg_id == h.msg_id => {}
+                _ => return Err(SaDrop::UnexpectedResponse { got: h.msg_id }),
+            }
+        } else if h.msg_id.wrapping_add(1) == self.next_in {
+            // A retransmission of the peer's last request: the same answer (RFC 7296 2.3).
+            sk::open(bytes, &msg, &self.keys.sk_er).map_err(SaDrop::Undecryptable)?;
+            self.last_heard = now;
+            return Ok(self
+                .last_response
+                .iter()
+                .cloned()
+                .map(SaEvent::Send)
+                .collect());
+        } else if h.msg_id != self.next_in {
+            return Err(SaDrop::RequestOutOfWindow {
+                got: h.msg_id,
+                expected: self.next_in,
+            });
+        }
+        let inner = sk::open(bytes, &msg, &self.keys.sk_er).map_err(SaDrop::Undecryptable)?;
+        self.last_heard = now;
+        if msg.is_response() {
+            let o = self
+                .outstanding
+                .take()
+                .ok_or(SaDrop::UnexpectedResponse { got: h.msg_id })?;
+            return Ok(self.on_response(o.request, &inner, h.exchange));
+        }
+        let mut ev = Vec::new();
+        let (reply, extra) = if h.exchange == exchange::INFORMATIONAL {
+            self.answer_informational(&inner)
+        } else {
+            self.answer_create_child(&inner, rng)
+        };
+        let id = self.next_in;
+        // Our own payloads are small; an encoding failure leaves the peer to retransmit.
+        if let Ok(b) = self.seal(h.exchange, true, id, &reply) {
+            self.next_in = self.next_in.wrapping_add(1);
+            self.last_response = Some(b.clone());
+            ev.push(SaEvent::Send(b));
+        }
+        ev.extend(extra);
+        if matches!(ev.last(), Some(SaEvent::IkeDeleted)) {
+            self.closed = true;
+        }
+        Ok(ev)
+    }
+
+    fn answer_informational(&mut self, inner: &[Payload]) -> (Vec<Payload>, Vec<SaEvent>) {
+        let mut reply = Vec::new();
+        let mut ev = Vec::new();
+        for p in inner {
+            let Payload::Unknown { kind, body } = p else {
+                continue;
+            };
+            if *kind != pt::DELETE {
+                continue;
+            }
+            match parse_delete(body) {
+                Some((protocol::IKE, _)) => {
+                    return (Vec::new(), vec![SaEvent::IkeDeleted]);
+                }
+                Some((protocol::ESP, spis)) => {
+                    let mut ours = Vec::new();
+                    for spi_out in spis {
+                        if spi_out == self.child.spi_out {
+                            ours.push(self.child.spi_in);
+                            ev.push(SaEvent::ChildDeleted {
+                                spi_in: self.child.spi_in,
+                                spi_out,
+                            });
+                        } else if let Some(i) = self.retired.iter().position(|r| r.1 == spi_out) {
+                            let (spi_in, spi_out) = self.retired.remove(i);
+                            ours.push(spi_in);
+                            ev.push(SaEvent::ChildDeleted { spi_in, spi_out });
+                        } else if let Some((spi_in, _)) = self.deleting(spi_out) {
+                            ours.push(spi_in);
+                        }
+                    }
+                    if !ours.is_empty() {
+                        reply.push(delete_body(protocol::ESP, &ours));
+                    }
+                }
+                _ => {}
+            }
+        }
+        (reply, ev)
+    }
+
+    /// An old child SA of ours we are deleting ourselves (a delete collision, RFC 7296 1.4.1).
+    fn deleting(&self, spi_out: u32) -> Option<(u32, u32)> {
+        self.outstanding
+            .as_ref()
+            .map(|o| &o.request)
+            .into_iter()
+            .chain(self.queue.iter())
+            .find_map(|r| match r {
+                Request::DeleteChild { spi_in, spi_out: s } if *s == spi_out => Some((*spi_in, *s)),
+                _ => None,
+            })
+    }
+
+    fn answer_create_child(
+        &mut self,
+        inner: &[Payload],
+        rng: &mut dyn Entropy,
+    ) -> (Vec<Payload>, Vec<SaEvent>) {
+        let refuse = |n: u16| {
+            (
+                vec![Payload::Notify(Notify::ike(n, Vec::new()))],
+                Vec::new(),
+            )
+        };
+        let Some(rekey) = notify_of(inner, REKEY_SA) else {
+            // A new child SA or an IKE SA rekey: not supported yet.
+            return refuse(nt::NO_ADDITIONAL_SAS);
+        };
+        let rekeyed = <[u8; 4]>::try_from(rekey.spi.as_slice())
+            .ok()
+            .map(u32::from_be_bytes);
+        if rekey.protocol != protocol::ESP || rekeyed != Some(self.child.spi_out) {
+            return (
+                vec![Payload::Notify(Notify {
+                    protocol: rekey.protocol,
+                    spi: rekey.spi.clone(),
+                    kind: 11, // CHILD_SA_NOT_FOUND (RFC 7296 3.10.1)
+                    data: Vec::new(),
+                })],
+                Vec::new(),
+            );
+        }
+        let mut sa = None;
+        let mut nonce = None;
+        let mut tsi = None;
+        let mut tsr = None;
+        for p in inner {
+            match p {
+                Payload::Sa(s) => sa = Some(s),
+                Payload::Nonce(n) => nonce = Some(n),
+                Payload::TsI(t) => tsi = Some(t),
+                Payload::TsR(t) => tsr = Some(t),
+                Payload::Ke { .. } => return refuse(nt::NO_PROPOSAL_CHOSEN),
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(ni), Some(tsi), Some(tsr)) = (sa, nonce, tsi, tsr) else {
+            return refuse(nt::INVALID_SYNTAX);
+        };
+        if !(16..=256).contains(&ni.len()) {
+            return refuse(nt::INVALID_SYNTAX);
+        }
+        let ours = offer(draw_spi(rng));
+        let Some((chosen, peer_spi)) = sa.iter().find_map(|p| {
+            let mut c = ours.clone();
+            c.num = p.num;
+            chosen_spi(std::slice::from_ref(p), &c).ok().map(|s| (c, s))
+        }) else {
+            return refuse(nt::NO_PROPOSAL_CHOSEN);
+        };
+        let mut nr = vec![0u8; self.cfg.nonce_len.clamp(16, 256)];
+        rng.fill(&mut nr);
+        // The peer initiated: KEYMAT's first half is peer->us (what we open with).
+        let Ok(k) = derive_child_keys(&self.keys.sk_d, ni, &nr) else {
+            return refuse(nt::TEMPORARY_FAILURE);
+        };
+        let keys = ChildKeys {
+            initiator_to_responder: k.responder_to_initiator.clone(),
+            responder_to_initiator: k.initiator_to_responder.clone(),
+        };
+        let mut spi_in = [0u8; 4];
+        spi_in.copy_from_slice(&chosen.spi);
+        let new = ChildSa {
+            spi_in: u32::from_be_bytes(spi_in),
+            spi_out: peer_spi,
+            keys,
+            local_ts: tsr.clone(),
+            remote_ts: tsi.clone(),
+            esn: false,
+        };
+        let old_spi_in = self.child.spi_in;
+        self.retired.push((self.child.spi_in, self.child.spi_out));
+        self.child = ChildIds::of(&new);
+        let reply = vec![
+            Payload::Sa(vec![chosen]),
+            Payload::Nonce(nr),
+            Payload::TsI(tsi.clone()),
+            Payload::TsR(tsr.clone()),
+        ];
+        // The peer deletes the old pair with its own INFORMATIONAL; until then it stays.
+        (reply, vec![SaEvent::ChildRekeyed { old_spi_in, new }])
+    }
+
+    fn on_response(&mut self, r: Request, inner: &[Payload], exch: u8) -> Vec<SaEvent> {
+        match r {
+            Request::Liveness => Vec::new(),
+            Request::DeleteChild { spi_in, spi_out } => {
+                self.retired.retain(|r| r.0 != spi_in);
+                vec![SaEvent::ChildDeleted { spi_in, spi_out }]
+            }
+            Request::Rekey {
+                old,
+                offered,
+                nonce_i,
+            } => {
+                if exch != exchange::CREATE_CHILD_SA {
+                    return vec![SaEvent::RekeyRefused(nt::INVALID_SYNTAX)];
+                }
+                if let Some(n) = inner.iter().find_map(|p| match p {
+                    Payload::Notify(n) if n.is_error() => Some(n.kind),
+                    _ => None,
+                }) {
+                    return vec![SaEvent::RekeyRefused(n)];
+                }
+                let mut sa = None;
+                let mut nonce = None;
+                let mut tsi = None;
+                let mut tsr = None;
+                for p in inner {
+                    match p {
+                        Payload::Sa(s) => sa = Some(s),
+                        Payload::Nonce(n) => nonce = Some(n),
+                        Payload::TsI(t) => tsi = Some(t),
+                        Payload::TsR(t) => tsr = Some(t),
+                        _ => {}
+                    }
+                }
+                let (Some(sa), Some(nr), Some(tsi), Some(tsr)) = (sa, nonce, tsi, tsr) else {
+                    return vec![SaEvent::RekeyRefused(nt::INVALID_SYNTAX)];
+                };
+                let Ok(spi_out) = chosen_spi(sa, &offered) else {
+                    return vec![SaEvent::RekeyRefused(nt::NO_PROPOSAL_CHOSEN)];
+                };
+                if !(16..=256).contains(&nr.len())
+                    || !crate::child::narrowed(tsi, &old.local_ts)
+                    || !crate::child::narrowed(tsr, &old.remote_ts)
+                {
+                    return vec![SaEvent::RekeyRefused(nt::TS_UNACCEPTABLE)];
+                }
+                let Ok(keys) = derive_child_keys(&self.keys.sk_d, &nonce_i, nr) else {
+                    return vec![SaEvent::RekeyRefused(nt::TEMPORARY_FAILURE)];
+                };
+                let mut b = [0u8; 4];
+                b.copy_from_slice(&offered.spi);
+                let new = ChildSa {
+                    spi_in: u32::from_be_bytes(b),
+                    spi_out,
+                    keys,
+                    local_ts: tsi.clone(),
+                    remote_ts: tsr.clone(),
+                    esn: false,
+                };
+                // If the peer rekeyed meanwhile, `self.child` is its successor; ours wins here
+                // and the old one named in the request is deleted either way.
+                self.retired.push((old.spi_in, old.spi_out));
+                self.child = ChildIds::of(&new);
+                self.queue.push_back(Request::DeleteChild {
+                    spi_in: old.spi_in,
+                    spi_out: old.spi_out,
+                });
+                vec![SaEvent::ChildRekeyed {
+                    old_spi_in: old.spi_in,
+                    new,
+                }]
+            }
+        }
+    }
+}
