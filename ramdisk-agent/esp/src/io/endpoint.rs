@@ -1,5 +1,7 @@
 //! One userspace ESP endpoint: a UDP socket (port 4500) and a [`PacketDevice`], one outbound
-//! and one inbound SA, single-threaded with poll(2). Packets from the device are sealed and
+//! SA and a small set of inbound SAs looked up by SPI (a rekey installs the successor pair
+//! through [`Command`] and the old inbound SA accepts until removed), single-threaded with
+//! poll(2). Packets from the device are sealed and
 //! sent to the peer; datagrams are classified (RFC 3948): IKE messages go to a channel for the
 //! IKE layer, keepalives are ignored, ESP is opened and written to the device.
 //!
@@ -10,7 +12,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use super::tun::PacketDevice;
@@ -69,6 +71,37 @@ pub struct EndpointConfig {
     pub inbound: InboundSa,
 }
 
+/// Inbound SAs kept at once (the current one and predecessors during a rekey overlap); a
+/// further install drops the oldest.
+pub const MAX_INBOUND: usize = 4;
+
+/// A change to the SAs, sent by the IKE layer while the endpoint runs (between two polls, so
+/// no packet is dropped half-way).
+#[derive(Debug)]
+pub enum Command {
+    /// A rekeyed pair: the outbound SA replaces the current one; the inbound SA is added (the
+    /// old inbound SAs keep accepting until removed).
+    Install {
+        outbound: Box<OutboundSa>,
+        inbound: Box<InboundSa>,
+    },
+    /// Remove the inbound SA with this SPI (the IKE layer deleted the old child SA).
+    RemoveInbound(u32),
+}
+
+/// The SAs in use, published after each poll (for the IKE layer's rekey decision and logs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaStatus {
+    pub outbound_spi: u32,
+    pub outbound_packets: u64,
+    /// The outbound or the newest inbound SA reached a soft limit.
+    pub needs_rekey: bool,
+    /// The outbound SA reached a hard limit.
+    pub expired: bool,
+    /// (SPI, packets opened) of each inbound SA, oldest first.
+    pub inbound: Vec<(u32, u64)>,
+}
+
 /// What stopped the loop.
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
@@ -87,7 +120,12 @@ pub enum EndpointError {
 pub struct Endpoint<D: PacketDevice> {
     sock: UdpSocket,
     device: D,
-    config: EndpointConfig,
+    peer: SocketAddr,
+    outbound: OutboundSa,
+    inbound: Vec<InboundSa>,
+    commands: mpsc::Receiver<Command>,
+    command_tx: mpsc::Sender<Command>,
+    status: Arc<Mutex<SaStatus>>,
     ike: Option<mpsc::Sender<IkeDatagram>>,
     counters: Arc<Counters>,
     buf: Vec<u8>,
@@ -104,10 +142,16 @@ impl<D: PacketDevice> Endpoint<D> {
         ike: Option<mpsc::Sender<IkeDatagram>>,
     ) -> Result<Self, EndpointError> {
         sock.set_nonblocking(true).map_err(EndpointError::Socket)?;
+        let (command_tx, commands) = mpsc::channel();
         Ok(Self {
             sock,
             device,
-            config,
+            peer: config.peer,
+            outbound: config.outbound,
+            inbound: vec![config.inbound],
+            commands,
+            command_tx,
+            status: Arc::default(),
             ike,
             counters: Arc::default(),
             buf: vec![0; BUF],
@@ -119,8 +163,61 @@ impl<D: PacketDevice> Endpoint<D> {
         Arc::clone(&self.counters)
     }
 
-    pub fn config(&self) -> &EndpointConfig {
-        &self.config
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Where to send [`Command`]s (taken between polls).
+    pub fn control(&self) -> mpsc::Sender<Command> {
+        self.command_tx.clone()
+    }
+
+    /// The SAs in use, updated after every poll.
+    pub fn status(&self) -> Arc<Mutex<SaStatus>> {
+        Arc::clone(&self.status)
+    }
+
+    fn apply(&mut self, c: Command) {
+        match c {
+            Command::Install { outbound, inbound } => {
+                tracing::debug!(
+                    spi_out = format_args!("{:08x}", outbound.spi()),
+                    spi_in = format_args!("{:08x}", inbound.spi()),
+                    "ESP SA pair installed"
+                );
+                self.outbound = *outbound;
+                self.inbound.retain(|sa| sa.spi() != inbound.spi());
+                if self.inbound.len() >= MAX_INBOUND {
+                    self.inbound.remove(0);
+                }
+                self.inbound.push(*inbound);
+            }
+            Command::RemoveInbound(spi) => {
+                // The newest inbound SA stays: it is the only one the peer can still use.
+                if self.inbound.len() > 1 || self.inbound.first().is_some_and(|s| s.spi() != spi) {
+                    self.inbound.retain(|sa| sa.spi() != spi);
+                }
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let now = Instant::now();
+        let st = SaStatus {
+            outbound_spi: self.outbound.spi(),
+            outbound_packets: self.outbound.lifetime().packets(),
+            needs_rekey: self.outbound.needs_rekey(now)
+                || self.inbound.last().is_some_and(|sa| sa.needs_rekey(now)),
+            expired: self.outbound.expired(now),
+            inbound: self
+                .inbound
+                .iter()
+                .map(|sa| (sa.spi(), sa.lifetime().packets()))
+                .collect(),
+        };
+        if let Ok(mut g) = self.status.lock() {
+            *g = st;
+        }
     }
 
     /// Sends an IKE message to `to` behind the non-ESP marker.
@@ -167,6 +264,10 @@ impl<D: PacketDevice> Endpoint<D> {
         if fds[0].revents != 0 {
             self.drain_socket()?;
         }
+        while let Ok(c) = self.commands.try_recv() {
+            self.apply(c);
+        }
+        self.publish();
         Ok(())
     }
 
@@ -184,14 +285,13 @@ impl<D: PacketDevice> Endpoint<D> {
                 continue;
             }
             match self
-                .config
                 .outbound
                 .encapsulate(packet, &mut self.out, Instant::now())
             {
-                Ok(_) => match self.sock.send_to(&self.out, self.config.peer) {
+                Ok(_) => match self.sock.send_to(&self.out, self.peer) {
                     Ok(_) => bump(&self.counters.sent),
                     Err(e) => {
-                        tracing::debug!(peer = %self.config.peer, "ESP send: {e}");
+                        tracing::debug!(peer = %self.peer, "ESP send: {e}");
                         bump(&self.counters.io_errors);
                     }
                 },
@@ -239,15 +339,11 @@ impl<D: PacketDevice> Endpoint<D> {
                 return bump(&c.unclassified);
             }
         };
-        if spi != self.config.inbound.spi() {
+        let Some(sa) = self.inbound.iter_mut().find(|sa| sa.spi() == spi) else {
             tracing::debug!(%from, spi, "ESP for an unknown SPI dropped");
             return bump(&c.unclassified);
-        }
-        match self
-            .config
-            .inbound
-            .decapsulate(&mut self.buf[..n], Instant::now())
-        {
+        };
+        match sa.decapsulate(&mut self.buf[..n], Instant::now()) {
             Ok(Decapsulated::Ipv4(inner)) => match self.device.write_packet(inner) {
                 Ok(_) => bump(&c.received),
                 Err(e) => {
