@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use agent_ike::{
-    Action, AuthAction, AuthConfig, AuthInitiator, ChildSa, DhGroup, Entropy, Identity,
+    Action, AuthAction, AuthConfig, AuthInitiator, ChildSa, DhGroup, Entropy, Identity, IkeKeys,
     InitiatorConfig, LocalCredential, PeerTrust, RetransmitPolicy, SaInitiator, Timeout,
     TrafficSelector,
 };
@@ -59,8 +59,7 @@ impl Handshake {
     }
 }
 
-/// The established IKE SA's public facts (its keys are dropped, zeroized, until an
-/// INFORMATIONAL/CREATE_CHILD_SA slice needs them).
+/// The established IKE SA's public facts (its keys are in [`Established::keys`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IkeSaInfo {
     pub spi_i: u64,
@@ -77,6 +76,10 @@ pub struct Established {
     pub inner: Ipv4Addr,
     pub child: ChildSa,
     pub ike: IkeSaInfo,
+    /// The IKE SA's keys (zeroized on drop), for INFORMATIONAL and CREATE_CHILD_SA.
+    pub keys: IkeKeys,
+    /// Our next request's message id (IKE_AUTH used 1).
+    pub next_msg_id: u32,
     pub handshake: Handshake,
 }
 
@@ -211,6 +214,8 @@ pub fn establish(
         transport,
         inner,
         child,
+        keys: done.keys,
+        next_msg_id: done.next_msg_id,
         ike: IkeSaInfo {
             spi_i,
             spi_r,

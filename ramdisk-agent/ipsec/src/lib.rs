@@ -9,12 +9,16 @@
 //! - [`plan`] (pure, unit-tested): NAT/encapsulation decision, TS ranges to routes, the inner
 //!   address check, the ESP SA pair from the child SA's SPIs and keys.
 //!
-//! Not here yet: answering INFORMATIONAL (delete, DPD), rekeying (CREATE_CHILD_SA), NAT
-//! keepalives, IPv6.
+//! - [`ike_life`]: the established IKE SA on its own thread: agent-ike's `IkeSa` fed from the
+//!   endpoint's IKE channel, liveness checks both ways, child SA rekeying (ours on the ESP soft
+//!   lifetime, the peer's answered) installed into the endpoint, deletes, [`LinkState`].
+//!
+//! Not here yet: IKE SA rekeying, NAT keepalives, IPv6.
 
 pub mod clock;
 pub mod error;
 pub mod establish;
+pub mod ike_life;
 pub mod plan;
 pub mod transport;
 pub mod tunnel;
@@ -22,6 +26,7 @@ pub mod tunnel;
 pub use clock::{Clock, SystemClock};
 pub use error::TunnelError;
 pub use establish::{Established, Handshake, IkeConfig, IkeSaInfo, InnerAddress, establish};
+pub use ike_life::{LifeStats, LinkState};
 pub use plan::{AfterSaInit, PlanError};
 pub use transport::IkeTransport;
-pub use tunnel::{Tunnel, TunnelConfig, TunnelInfo};
+pub use tunnel::{LifeConfig, Tunnel, TunnelConfig, TunnelInfo};

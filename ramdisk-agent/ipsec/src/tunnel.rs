@@ -5,20 +5,46 @@
 //! drop. Does IO, in the calling thread's network namespace.
 
 use std::net::Ipv4Addr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use agent_esp::LifetimeLimits;
-use agent_esp::io::{Counters, Endpoint, EndpointConfig, IkeDatagram, TunDevice};
-use agent_ike::{Entropy, TrafficSelector};
+use agent_esp::io::{Counters, Endpoint, EndpointConfig, SaStatus, TunDevice};
+use agent_ike::{ChildIds, Entropy, IkeSa, IkeSaConfig, RetransmitPolicy, TrafficSelector};
 use wg_tunnel::Ipv4Net;
 use wg_tunnel::ifconfig::{Ifconfig, netmask};
 
 use crate::clock::Clock;
 use crate::error::TunnelError;
 use crate::establish::{Handshake, IkeConfig, IkeSaInfo, establish};
+use crate::ike_life::{LifeStats, LinkState, Shared};
 use crate::plan;
+
+/// The established IKE SA's timers (see agent-ike's `IkeSa`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LifeConfig {
+    /// A liveness check after this long without a message from the peer.
+    pub dpd_idle: Duration,
+    /// Retransmission of our INFORMATIONAL/CREATE_CHILD_SA requests; when spent the peer is
+    /// declared dead ([`LinkState::PeerDead`]).
+    pub retransmit: RetransmitPolicy,
+    /// How long a replaced inbound SA keeps accepting after its Delete.
+    pub overlap: Duration,
+}
+
+impl Default for LifeConfig {
+    /// strongSwan-like: a check after 30 s of silence, its retransmission schedule.
+    fn default() -> Self {
+        LifeConfig {
+            dpd_idle: Duration::from_secs(30),
+            retransmit: RetransmitPolicy::default(),
+            overlap: Duration::from_secs(1),
+        }
+    }
+}
 
 /// A tunnel to set up.
 #[derive(Debug)]
@@ -54,15 +80,28 @@ pub struct Tunnel {
     info: TunnelInfo,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
-    ike_rx: mpsc::Receiver<IkeDatagram>,
+    status: Arc<Mutex<SaStatus>>,
+    shared: Arc<Shared>,
+    life: Option<JoinHandle<()>>,
     thread: Option<JoinHandle<Result<(), agent_esp::io::EndpointError>>>,
 }
 
 impl Tunnel {
     /// IKE_SA_INIT and IKE_AUTH with the responder, then the TUN device, its address and
-    /// routes, and the ESP endpoint on its own thread.
+    /// routes, the ESP endpoint on its own thread and the IKE SA's life (liveness checks,
+    /// rekeying, deletes) on another, with [`LifeConfig::default`].
     pub fn up(
         cfg: TunnelConfig,
+        clock: &dyn Clock,
+        rng: &mut dyn Entropy,
+    ) -> Result<Tunnel, TunnelError> {
+        Tunnel::up_with(cfg, LifeConfig::default(), clock, rng)
+    }
+
+    /// [`Tunnel::up`] with the IKE SA's timers given.
+    pub fn up_with(
+        cfg: TunnelConfig,
+        life: LifeConfig,
         clock: &dyn Clock,
         rng: &mut dyn Entropy,
     ) -> Result<Tunnel, TunnelError> {
@@ -80,8 +119,12 @@ impl Tunnel {
         }
         let peer = est.transport.peer();
         let (ike_tx, ike_rx) = mpsc::channel();
+        let sock = est.transport.into_nat_t_socket();
+        let ike_sock = sock
+            .try_clone()
+            .map_err(|e| TunnelError::Endpoint(agent_esp::io::EndpointError::Socket(e)))?;
         let mut endpoint = Endpoint::new(
-            est.transport.into_nat_t_socket(),
+            sock,
             tun,
             EndpointConfig {
                 peer,
@@ -100,6 +143,19 @@ impl Tunnel {
             remote_ts: est.child.remote_ts.clone(),
             routes,
         };
+        let sa = IkeSa::new(
+            info.ike.spi_i,
+            info.ike.spi_r,
+            est.keys,
+            est.next_msg_id,
+            ChildIds::of(&est.child),
+            IkeSaConfig {
+                dpd_idle: life.dpd_idle,
+                retransmit: life.retransmit,
+                nonce_len: 32,
+            },
+            clock.now(),
+        );
         // est.child (and its ChildKeys) drops here: zeroized; the SAs hold ring's keys.
         drop(est.child);
         tracing::info!(
@@ -112,16 +168,40 @@ impl Tunnel {
         );
         let stop = Arc::new(AtomicBool::new(false));
         let counters = endpoint.counters();
+        let status = endpoint.status();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(LinkState::Up),
+            stats: Mutex::new(LifeStats::default()),
+        });
+        let life = crate::ike_life::Life {
+            sa,
+            sock: ike_sock,
+            peer,
+            ike_rx,
+            control: endpoint.control(),
+            status: Arc::clone(&status),
+            limits: cfg.esp_limits,
+            overlap: life.overlap,
+            shared: Arc::clone(&shared),
+            stop: Arc::clone(&stop),
+        };
         let flag = Arc::clone(&stop);
+        let spawn_err = |e| TunnelError::Endpoint(agent_esp::io::EndpointError::Socket(e));
         let thread = std::thread::Builder::new()
             .name("agent-ipsec-esp".into())
             .spawn(move || endpoint.run(&flag))
-            .map_err(|e| TunnelError::Endpoint(agent_esp::io::EndpointError::Socket(e)))?;
+            .map_err(spawn_err)?;
+        let life = std::thread::Builder::new()
+            .name("agent-ipsec-ike".into())
+            .spawn(move || life.run())
+            .map_err(spawn_err)?;
         Ok(Tunnel {
             info,
             stop,
             counters,
-            ike_rx,
+            status,
+            shared,
+            life: Some(life),
             thread: Some(thread),
         })
     }
@@ -135,15 +215,35 @@ impl Tunnel {
         Arc::clone(&self.counters)
     }
 
-    /// IKE messages the peer sent after IKE_AUTH (INFORMATIONAL, CREATE_CHILD_SA), not yet
-    /// answered: handling them is the next slice.
-    pub fn pending_ike(&self) -> Vec<IkeDatagram> {
-        self.ike_rx.try_iter().collect()
+    /// The SAs the ESP endpoint uses now (SPIs and packet counts).
+    pub fn sa_status(&self) -> SaStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Up, or why the IKE SA ended (the endpoint stops then).
+    pub fn state(&self) -> LinkState {
+        self.shared
+            .state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(LinkState::Up)
+    }
+
+    /// What the IKE SA did since the tunnel came up (rekeys, answers, deletes).
+    pub fn life_stats(&self) -> LifeStats {
+        self.shared
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// Stops the endpoint thread; its result (an IO error that ended it early, if any).
     pub fn stop(&mut self) -> Result<(), TunnelError> {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(Err(_)) = self.life.take().map(JoinHandle::join) {
+            tracing::error!("the IKE thread panicked");
+        }
         match self.thread.take().map(JoinHandle::join) {
             Some(Ok(r)) => r.map_err(TunnelError::Endpoint),
             Some(Err(_)) => {

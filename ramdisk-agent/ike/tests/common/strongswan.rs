@@ -125,6 +125,12 @@ impl Lab {
         self.dir.path().join("charon.log")
     }
 
+    /// charon's PID (`ip netns exec`, `unshare` and `sh -c "... && exec"` all exec it).
+    #[allow(dead_code)]
+    pub fn charon_pid(&self) -> Option<u32> {
+        self.charon.as_ref().map(Child::id)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }

@@ -1,0 +1,198 @@
+//! The established IKE SA's IO shell: a thread that feeds agent-ike's [`IkeSa`] with the IKE
+//! messages the ESP endpoint hands over (UDP 4500 behind the non-ESP marker), ticks its timers
+//! (liveness checks, retransmission), starts a rekey when the endpoint's [`SaStatus`] says a
+//! soft limit is reached, installs rekeyed SA pairs and removes deleted ones through the
+//! endpoint's [`Command`] channel, and reports the tunnel's state. Does IO.
+//!
+//! Time here is the system's monotonic clock and randomness the system's (the thread outlives
+//! the caller's `Clock` and `Entropy` borrows); the decisions are the state machine's.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use agent_esp::LifetimeLimits;
+use agent_esp::io::{Command, IkeDatagram, SaStatus};
+use agent_esp::udp_encap;
+use agent_ike::{Entropy, IkeSa, SaEvent, SystemEntropy};
+
+use crate::plan;
+
+/// What the tunnel knows about its IKE SA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    Up,
+    /// Our liveness check or another request got no answer after every retransmission.
+    PeerDead {
+        tries: u32,
+    },
+    /// The peer deleted the IKE SA.
+    DeletedByPeer,
+}
+
+/// Counts of what the IKE SA did since the tunnel came up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LifeStats {
+    /// Child SA rekeys we started and that completed.
+    pub rekeys_ours: u32,
+    /// Child SA rekeys the peer started and we answered.
+    pub rekeys_peer: u32,
+    /// Requests of the peer we answered (liveness checks, deletes, rekeys).
+    pub answered: u32,
+    /// Inbound SAs removed after a Delete.
+    pub deleted_children: u32,
+    /// The SPI pairs installed after a rekey: (ours, the peer's).
+    pub installed: Vec<(u32, u32)>,
+}
+
+/// Shared between the thread and the tunnel.
+#[derive(Debug)]
+pub struct Shared {
+    pub state: Mutex<LinkState>,
+    pub stats: Mutex<LifeStats>,
+}
+
+/// Everything the thread needs.
+#[derive(Debug)]
+pub struct Life {
+    pub sa: IkeSa,
+    pub sock: UdpSocket,
+    pub peer: SocketAddr,
+    pub ike_rx: mpsc::Receiver<IkeDatagram>,
+    pub control: mpsc::Sender<Command>,
+    pub status: Arc<Mutex<SaStatus>>,
+    pub limits: LifetimeLimits,
+    /// How long a replaced inbound SA keeps accepting after its Delete.
+    pub overlap: Duration,
+    pub shared: Arc<Shared>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Life {
+    fn send(&self, bytes: &[u8]) {
+        let mut d = Vec::with_capacity(bytes.len() + 4);
+        udp_encap::ike_datagram(bytes, &mut d);
+        if let Err(e) = self.sock.send_to(&d, self.peer) {
+            tracing::warn!(peer = %self.peer, "sending an IKE message: {e}");
+        }
+    }
+
+    fn stats(&self, f: impl FnOnce(&mut LifeStats)) {
+        if let Ok(mut s) = self.shared.stats.lock() {
+            f(&mut s);
+        }
+    }
+
+    fn end(&self, state: LinkState) {
+        tracing::warn!(?state, "IKE SA ended; stopping the tunnel");
+        if let Ok(mut s) = self.shared.state.lock() {
+            *s = state;
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Acts on the state machine's events.
+    fn events(&self, ev: Vec<SaEvent>, removals: &mut Vec<(Instant, u32)>) {
+        for e in ev {
+            match e {
+                SaEvent::Send(b) => self.send(&b),
+                SaEvent::ChildRekeyed { old_spi_in, new } => {
+                    match plan::esp_sas(&new, self.limits, Instant::now()) {
+                        Ok((outbound, inbound)) => {
+                            tracing::info!(
+                                old_spi_in = format_args!("{old_spi_in:08x}"),
+                                spi_in = format_args!("{:08x}", new.spi_in),
+                                spi_out = format_args!("{:08x}", new.spi_out),
+                                "child SA rekeyed"
+                            );
+                            let _ = self.control.send(Command::Install {
+                                outbound: Box::new(outbound),
+                                inbound: Box::new(inbound),
+                            });
+                            self.stats(|s| s.installed.push((new.spi_in, new.spi_out)));
+                        }
+                        Err(e) => tracing::warn!("rekeyed child SA not installable: {e}"),
+                    }
+                }
+                SaEvent::ChildDeleted { spi_in, spi_out } => {
+                    tracing::info!(
+                        spi_in = format_args!("{spi_in:08x}"),
+                        spi_out = format_args!("{spi_out:08x}"),
+                        "child SA deleted; its inbound SA goes after the overlap"
+                    );
+                    removals.push((Instant::now() + self.overlap, spi_in));
+                }
+                SaEvent::IkeDeleted => self.end(LinkState::DeletedByPeer),
+                SaEvent::PeerDead { tries } => self.end(LinkState::PeerDead { tries }),
+                SaEvent::RekeyRefused(n) => tracing::warn!(notify = n, "our rekey was refused"),
+            }
+        }
+    }
+
+    /// Runs until the stop flag is set or the IKE SA ends.
+    pub fn run(mut self) {
+        let mut rng = SystemEntropy::default();
+        let mut removals: Vec<(Instant, u32)> = Vec::new();
+        let mut rekey_not_before = Instant::now();
+        let mut next = Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            let wait = next
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(100));
+            match self.ike_rx.recv_timeout(wait) {
+                Ok(d) if d.from == self.peer => {
+                    let was = self.sa.message_ids();
+                    match self.sa.on_message(&d.message, Instant::now(), &mut rng) {
+                        Ok(ev) => {
+                            let now_ids = self.sa.message_ids();
+                            let rekeyed =
+                                ev.iter().any(|e| matches!(e, SaEvent::ChildRekeyed { .. }));
+                            if now_ids.1 != was.1 {
+                                self.stats(|s| {
+                                    s.answered += 1;
+                                    if rekeyed {
+                                        s.rekeys_peer += 1;
+                                    }
+                                });
+                            } else if rekeyed {
+                                self.stats(|s| s.rekeys_ours += 1);
+                            }
+                            let deleted = ev
+                                .iter()
+                                .filter(|e| matches!(e, SaEvent::ChildDeleted { .. }))
+                                .count() as u32;
+                            self.stats(|s| s.deleted_children += deleted);
+                            self.events(ev, &mut removals);
+                        }
+                        Err(e) => tracing::debug!("IKE message dropped: {e}"),
+                    }
+                }
+                Ok(d) => {
+                    tracing::debug!(from = %d.from, "IKE message from another address dropped")
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            let due = self.status.lock().map(|s| s.needs_rekey).unwrap_or(false);
+            if due && !self.sa.rekeying() && now >= rekey_not_before && !self.sa.is_closed() {
+                tracing::info!("ESP soft lifetime reached: rekeying the child SA");
+                self.sa.start_rekey(&mut rng as &mut dyn Entropy);
+                rekey_not_before = now + Duration::from_secs(5);
+            }
+            let (ev, at) = self.sa.tick(now);
+            next = at;
+            self.events(ev, &mut removals);
+            removals.retain(|(at, spi)| {
+                if now >= *at {
+                    let _ = self.control.send(Command::RemoveInbound(*spi));
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Interop, the established IKE SA's life against strongSwan's charon (kernel-libipsec) in
+//! namespaces (root; skipped with a reason otherwise):
+//! - charon rekeys the child SA every 5 s (`rekey_time = 5s`) and checks liveness every 2 s
+//!   (`dpd_delay = 2s`): a paced TCP transfer both ways across the rekeys stays intact, charon
+//!   logs the new CHILD_SA with the SPIs we installed and no retransmission, our endpoint
+//!   counts packets on the new inbound SPI; then charon is SIGKILLed and our liveness check
+//!   declares it dead;
+//! - our own rekey (soft packet limit low) likewise, charon logs the new CHILD_SA.
+
+#[allow(dead_code)]
+#[path = "../../ike/tests/common/ca.rs"]
+mod ca;
+mod common;
+#[allow(dead_code)]
+#[path = "../../ike/tests/common/strongswan.rs"]
+mod strongswan;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use agent_esp::LifetimeLimits;
+use agent_ike::{
+    DhGroup, LocalCredential, PeerTrust, RetransmitPolicy, SystemEntropy, TrafficSelector,
+};
+use agent_ipsec::{
+    IkeConfig, InnerAddress, LifeConfig, LinkState, SystemClock, Tunnel, TunnelConfig,
+};
+use ca::Ca;
+use common::net::in_ns;
+use strongswan::{Lab, RESPONDER, skip_reason};
+
+const LOCAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+const INNER: Ipv4Addr = Ipv4Addr::new(10, 30, 0, 5);
+const BEHIND: Ipv4Addr = Ipv4Addr::new(10, 20, 0, 1);
+const CHUNK: usize = 32 * 1024;
+
+fn swanctl(child_extra: &str, conn_extra: &str) -> String {
+    format!(
+        "connections {{\n  agent {{\n    version = 2\n    local_addrs = {RESPONDER}\n    \
+         remote_addrs = {LOCAL}\n    proposals = aes256gcm16-prfsha256-x25519\n    {conn_extra}\n    \
+         local {{ auth = pubkey\n      certs = fw.pem }}\n    \
+         remote {{ auth = pubkey\n      cacerts = ca.pem }}\n    \
+         children {{ c {{ local_ts = 10.20.0.0/16\n      remote_ts = {INNER}/32\n      \
+         esp_proposals = aes256gcm16\n      {child_extra} }} }}\n  }}\n}}\n"
+    )
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn chunk(i: usize) -> Vec<u8> {
+    (0..CHUNK).map(|j| (i * 31 + j * 7) as u8).collect()
+}
+
+/// `chunks` chunks each way at once, one every `pace`: the transfer spans chunks * pace.
+fn paced_tcp_both_ways(lab: &Lab, chunks: usize, pace: Duration) {
+    let listener = in_ns(&lab.ns_r, || {
+        TcpListener::bind(SocketAddrV4::new(BEHIND, 7001)).expect("listen behind charon")
+    });
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut w = s.try_clone().expect("clone");
+        let writer = std::thread::spawn(move || {
+            for i in 0..chunks {
+                w.write_all(&chunk(i)).expect("server write");
+                std::thread::sleep(pace);
+            }
+        });
+        let mut buf = vec![0u8; CHUNK];
+        for i in 0..chunks {
+            s.read_exact(&mut buf).expect("server read");
+            assert!(buf == chunk(i), "upload chunk {i} altered");
+        }
+        writer.join().expect("server writer");
+    });
+    let mut conn = in_ns(&lab.ns_i, || {
+        TcpStream::connect_timeout(&SocketAddr::from((BEHIND, 7001)), Duration::from_secs(5))
+            .expect("connect through the tunnel")
+    });
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut w = conn.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        for i in 0..chunks {
+            w.write_all(&chunk(i)).expect("client write");
+            std::thread::sleep(pace);
+        }
+    });
+    let mut buf = vec![0u8; CHUNK];
+    for i in 0..chunks {
+        conn.read_exact(&mut buf).expect("client read");
+        assert!(buf == chunk(i), "download chunk {i} altered");
+    }
+    writer.join().expect("client writer");
+    server.join().expect("server");
+}
+
+fn lab(child_extra: &str, conn_extra: &str) -> Option<(Lab, Ca)> {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        eprintln!("skipped: /dev/net/tun missing");
+        return None;
+    }
+    let ca = Ca::new("ipsec life CA");
+    let (_, fw_pem, _, fw_key) = ca.issue("tenant firewall", "fw.tenant.test");
+    let files = [
+        ("x509ca/ca.pem", ca.cert_pem.as_str()),
+        ("x509/fw.pem", fw_pem.as_str()),
+        ("private/fw.key", fw_key.as_str()),
+    ];
+    let lab = Lab::start_with(&[LOCAL], &swanctl(child_extra, conn_extra), "", "", &files);
+    sh(&[
+        "ip",
+        "-n",
+        &lab.ns_r,
+        "addr",
+        "add",
+        &format!("{BEHIND}/16"),
+        "dev",
+        "lo",
+    ]);
+    Some((lab, ca))
+}
+
+fn up(lab: &Lab, ca: &Ca, limits: LifetimeLimits, life: LifeConfig) -> Tunnel {
+    let (agent_der, _, agent_key, _) = ca.issue("agent 52:54:00:12:34:57", "agent.lease.test");
+    let cfg = TunnelConfig {
+        ike: IkeConfig {
+            local: LOCAL,
+            peer: RESPONDER,
+            groups: vec![DhGroup::Curve25519],
+            credential: LocalCredential::new(&agent_der, &agent_key).expect("credential"),
+            trust: PeerTrust::Ca(ca.cert_der.clone()),
+            peer_id: None,
+            inner: InnerAddress::Fixed(INNER),
+            remote_ts: vec![TrafficSelector::v4([10, 20, 0, 0], [10, 20, 255, 255])],
+            retransmit: RetransmitPolicy {
+                initial: Duration::from_millis(500),
+                factor_percent: 200,
+                max: Duration::from_secs(2),
+                tries: 3,
+            },
+        },
+        tun_name: "ipsec-life".into(),
+        mtu: 1400,
+        esp_limits: limits,
+    };
+    in_ns(&lab.ns_i, || {
+        Tunnel::up_with(cfg, life, &SystemClock, &mut SystemEntropy::default())
+    })
+    .unwrap_or_else(|e| panic!("tunnel: {e}\n--- charon log ---\n{}", lab.log()))
+}
+
+fn fast_life() -> LifeConfig {
+    LifeConfig {
+        dpd_idle: Duration::from_secs(1),
+        retransmit: RetransmitPolicy {
+            initial: Duration::from_millis(500),
+            factor_percent: 200,
+            max: Duration::from_secs(1),
+            tries: 2,
+        },
+        overlap: Duration::from_millis(500),
+    }
+}
+
+#[test]
+fn charon_rekeys_and_checks_liveness_then_dies() {
+    let Some((lab, ca)) = lab(
+        "rekey_time = 5s\n      life_time = 60s\n      rand_time = 0s",
+        "dpd_delay = 2s",
+    ) else {
+        return;
+    };
+    // Our own checks only after 4 s of silence, so that charon's (every 2 s of silence) come.
+    let life = LifeConfig {
+        dpd_idle: Duration::from_secs(4),
+        ..fast_life()
+    };
+    let tunnel = up(&lab, &ca, LifetimeLimits::default(), life);
+    let info = tunnel.info().clone();
+    // ~9 s of paced traffic both ways: one rekey or more in the middle.
+    let t = Instant::now();
+    paced_tcp_both_ways(&lab, 180, Duration::from_millis(50));
+    eprintln!("paced TCP both ways intact in {:?}", t.elapsed());
+    let stats = tunnel.life_stats();
+    let status = tunnel.sa_status();
+    eprintln!("life: {stats:?}; SAs: {status:?}");
+    assert!(stats.rekeys_peer >= 1, "charon did not rekey: {stats:?}");
+    let (new_in, new_out) = *stats.installed.last().expect("an installed pair");
+    assert_ne!(new_in, info.spi_in);
+    assert_eq!(status.outbound_spi, new_out);
+    assert!(
+        status.outbound_packets > 0,
+        "no packets sent on the new SPI"
+    );
+    assert!(
+        status
+            .inbound
+            .iter()
+            .any(|&(spi, n)| spi == new_in && n > 0),
+        "no packets received on the new SPI {new_in:08x}: {status:?}"
+    );
+    assert!(
+        !status.inbound.iter().any(|&(spi, _)| spi == info.spi_in),
+        "the first inbound SA was not removed after charon's Delete"
+    );
+    let line = format!("established with SPIs {new_out:08x}_i {new_in:08x}_o");
+    let log = lab.log();
+    for l in log
+        .lines()
+        .filter(|l| l.contains("CHILD_SA") || l.contains("DPD") || l.contains("retransmit"))
+    {
+        eprintln!("charon: {l}");
+    }
+    assert!(log.contains(&line), "charon did not log {line}");
+    assert!(
+        log.contains("creating rekey job for CHILD_SA"),
+        "charon logged no rekey"
+    );
+    // Idle for a while: charon's liveness checks (empty INFORMATIONAL requests) get answers.
+    std::thread::sleep(Duration::from_secs(3));
+    let log = lab.log();
+    let dpd_sent = log.matches("generating INFORMATIONAL request").count();
+    let dpd_answered = log.matches("parsed INFORMATIONAL response").count();
+    for l in log.lines().filter(|l| l.contains("INFORMATIONAL")) {
+        eprintln!("charon: {l}");
+    }
+    assert!(
+        dpd_sent >= 2,
+        "charon sent {dpd_sent} INFORMATIONAL requests"
+    );
+    assert_eq!(dpd_sent, dpd_answered, "charon's requests all answered");
+    assert!(
+        !log.contains("retransmit") && !log.contains("giving up"),
+        "charon retransmitted (our answers missing)"
+    );
+    assert!(stats.answered >= 2, "liveness checks answered: {stats:?}");
+    assert_eq!(tunnel.state(), LinkState::Up);
+
+    // charon dies without a word: our liveness check gives up.
+    let pid = lab.charon_pid().expect("charon's pid") as libc::pid_t;
+    // SAFETY: signalling the charon process this test started, by its PID.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let killed = Instant::now();
+    // 4 s of silence, then the check and 2 retransmissions (0.5 s, 1 s, 1 s): about 6.5 s.
+    let until = killed + Duration::from_secs(10);
+    while tunnel.state() == LinkState::Up {
+        assert!(Instant::now() < until, "peer not declared dead within 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "after SIGKILL: {:?} in {:?}",
+        tunnel.state(),
+        killed.elapsed()
+    );
+    assert!(matches!(tunnel.state(), LinkState::PeerDead { .. }));
+    drop(tunnel);
+    drop(lab);
+}
+
+#[test]
+fn our_rekey_on_the_soft_limit() {
+    let Some((lab, ca)) = lab("", "") else {
+        return;
+    };
+    let limits = LifetimeLimits {
+        soft_packets: Some(300),
+        ..LifetimeLimits::default()
+    };
+    let life = LifeConfig {
+        dpd_idle: Duration::from_secs(30),
+        ..fast_life()
+    };
+    let tunnel = up(&lab, &ca, limits, life);
+    let info = tunnel.info().clone();
+    paced_tcp_both_ways(&lab, 120, Duration::from_millis(50));
+    let stats = tunnel.life_stats();
+    let status = tunnel.sa_status();
+    eprintln!("life: {stats:?}; SAs: {status:?}");
+    assert!(stats.rekeys_ours >= 1, "we did not rekey: {stats:?}");
+    let (new_in, new_out) = stats.installed[0];
+    assert_ne!((new_in, new_out), (info.spi_in, info.spi_out));
+    let line = format!("established with SPIs {new_out:08x}_i {new_in:08x}_o");
+    let log = lab.log();
+    for l in log.lines().filter(|l| l.contains("CHILD_SA")) {
+        eprintln!("charon: {l}");
+    }
+    assert!(log.contains(&line), "charon did not log {line}");
+    assert!(
+        status.inbound.iter().all(|&(spi, _)| spi != info.spi_in),
+        "the first inbound SA is still there: {status:?}"
+    );
+    assert!(stats.deleted_children >= 1);
+    assert_eq!(tunnel.state(), LinkState::Up);
+    drop(tunnel);
+    drop(lab);
+}
