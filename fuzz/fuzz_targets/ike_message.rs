@@ -2,7 +2,10 @@
 //! Nothing may panic. A message that decodes is a fixed point of encode -> decode; its SK
 //! payload, if any, is opened with a fixed key (it must fail or yield a payload list). The
 //! bytes are also fed to a started initiator, raw and with the initiator SPI patched in so the
-//! header checks pass and the payload checks are reached.
+//! header checks pass and the payload checks are reached. Then to an established IKE SA
+//! (`IkeSa`: INFORMATIONAL, CREATE_CHILD_SA): raw with its SPIs patched in, and, when the bytes
+//! decode, their payloads sealed with its SK_er under their own header (exchange, flags,
+//! message id) so the authenticated request/response logic is reached; it is ticked after.
 
 #![no_main]
 
@@ -10,8 +13,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use agent_ike::{
-    Action, DhGroup, InitiatorConfig, RetransmitPolicy, SaInitiator, SeededEntropy, SkKey, decode,
-    encode_message, sk,
+    Action, ChildIds, DhGroup, Header, IkeKeys, IkeSa, IkeSaConfig, InitiatorConfig,
+    RetransmitPolicy, SaInitiator, SeededEntropy, SkKey, TrafficSelector, decode, encode_message,
+    sk,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -45,4 +49,53 @@ fuzz_target!(|data: &[u8]| {
         let _ = init.on_message(&patched, now + Duration::from_secs(1));
     }
     let _ = init.next_timeout(now + Duration::from_secs(10));
+    established(data, now);
 });
+
+fn established(data: &[u8], now: Instant) {
+    const SPI_I: u64 = 0x0102_0304_0506_0708;
+    const SPI_R: u64 = 0x1112_1314_1516_1718;
+    let keys = IkeKeys {
+        sk_d: [5; 32],
+        sk_ei: SkKey { key: [1; 32], salt: [2; 4] },
+        sk_er: SkKey { key: [3; 32], salt: [4; 4] },
+        sk_pi: [6; 32],
+        sk_pr: [7; 32],
+    };
+    let child = ChildIds {
+        spi_in: 0x1000,
+        spi_out: 0x2000,
+        local_ts: vec![TrafficSelector::v4([10, 30, 0, 5], [10, 30, 0, 5])],
+        remote_ts: vec![TrafficSelector::v4([10, 20, 0, 0], [10, 20, 255, 255])],
+    };
+    let cfg = IkeSaConfig {
+        dpd_idle: Duration::from_secs(10),
+        retransmit: RetransmitPolicy::default(),
+        nonce_len: 32,
+    };
+    let mut sa = IkeSa::new(SPI_I, SPI_R, keys, 2, child, cfg, now);
+    let mut rng = SeededEntropy::new(9);
+    sa.start_rekey(&mut rng);
+    let _ = sa.tick(now);
+    let _ = sa.on_message(data, now, &mut rng);
+    if data.len() >= 16 {
+        let mut patched = data.to_vec();
+        patched[..8].copy_from_slice(&SPI_I.to_be_bytes());
+        patched[8..16].copy_from_slice(&SPI_R.to_be_bytes());
+        let _ = sa.on_message(&patched, now, &mut rng);
+    }
+    if let Ok(m) = decode(data) {
+        let h = Header { spi_i: SPI_I, spi_r: SPI_R, ..m.header };
+        if let Ok(sealed) = sk::seal(&h, &m.payloads, &SkKey { key: [3; 32], salt: [4; 4] }, 1) {
+            if let Ok(events) = sa.on_message(&sealed, now, &mut rng) {
+                for e in events {
+                    if let agent_ike::SaEvent::Send(b) = e {
+                        assert!(decode(&b).is_ok(), "the IKE SA built an undecodable message");
+                    }
+                }
+            }
+            let _ = sa.on_message(&sealed, now, &mut rng);
+        }
+    }
+    let _ = sa.tick(now + Duration::from_secs(30));
+}
