@@ -13,23 +13,30 @@
 //!          KEYMAT = prf+(SK_d, Ni | Nr), Ni = the CREATE_CHILD_SA initiator's nonce; no KE (no PFS)
 //! ```
 //!
-//! Not handled: IKE SA rekeying (answered NO_ADDITIONAL_SAS, so the peer re-authenticates or
-//! keeps the SA), PFS (a request with KE gets NO_PROPOSAL_CHOSEN), simultaneous rekey
-//! collisions (RFC 7296 2.8.1: both new SAs are reported; the older pair is deleted by the peer).
+//! The responder's IKE SA rekey (CREATE_CHILD_SA with SA of protocol IKE, Ni, KEi; RFC 7296
+//! 1.3.2, 2.18) is answered with SA (AES-GCM-16-256, PRF_HMAC_SHA2_256, its KE group if 31 or
+//! 19), Nr, KEr; SKEYSEED = prf(SK_d (old), g^ir | Ni | Nr); the new IKE SA's original
+//! initiator is the responder (we seal with SK_er from then on), message ids restart at 0, the
+//! child SA moves over, and the old IKE SA only answers the peer's Delete of it.
+//!
+//! Not handled: our own IKE SA rekey, PFS on a child rekey (a request with KE gets
+//! NO_PROPOSAL_CHOSEN), a new child SA (NO_ADDITIONAL_SAS), simultaneous rekey collisions
+//! (RFC 7296 2.8.1: both new SAs are reported; the older pair is deleted by the peer).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::child::{ChildKeys, ChildSa, chosen_spi, derive_child_keys, offer};
-use crate::consts::{exchange, flags, notify as nt, payload as pt, protocol};
+use crate::consts::{exchange, flags, notify as nt, payload as pt, protocol, transform as tf};
 use crate::decode::decode;
+use crate::dh::{DhGroup, DhPrivate};
 use crate::encode::Header;
 use crate::entropy::Entropy;
 use crate::error::{DecodeError, EncodeError};
-use crate::keys::IkeKeys;
+use crate::keys::{IkeKeys, derive_rekeyed};
 use crate::payload::{Notify, Payload, Proposal, TrafficSelector};
 use crate::retransmit::{Due, Retransmit, RetransmitPolicy};
-use crate::sk;
+use crate::sk::{self, SkKey};
 
 /// N(REKEY_SA) (RFC 7296 3.10.1).
 pub const REKEY_SA: u16 = 16393;
@@ -81,6 +88,8 @@ pub enum SaEvent {
     PeerDead { tries: u32 },
     /// Our rekey was refused (the notify type); the old SA stands, the caller may retry.
     RekeyRefused(u16),
+    /// The peer rekeyed the IKE SA: these are its SPIs now (the old one stays for its Delete).
+    IkeRekeyed { spi_i: u64, spi_r: u64 },
 }
 
 /// Why a datagram was ignored.
@@ -117,6 +126,24 @@ enum Request {
 }
 
 #[derive(Debug)]
+struct NewIke {
+    spi_i: u64,
+    spi_r: u64,
+    keys: IkeKeys,
+}
+
+#[derive(Debug)]
+struct Prev {
+    spi_i: u64,
+    spi_r: u64,
+    keys: IkeKeys,
+    initiator: bool,
+    next_in: u32,
+    iv: u64,
+    last_response: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
 struct Outstanding {
     msg_id: u32,
     bytes: Vec<u8>,
@@ -139,6 +166,12 @@ pub struct IkeSa {
     last_heard: Instant,
     iv: u64,
     child: ChildIds,
+    /// We are the IKE SA's original initiator (flags, and which SK_e seals).
+    initiator: bool,
+    /// The IKE SA this one replaced, kept to answer the peer's Delete of it.
+    prev: Option<Box<Prev>>,
+    /// The IKE SA the peer's rekey creates, switched to once the response is sealed.
+    pending_ike: Option<Box<NewIke>>,
     /// Replaced child SAs not yet deleted: (our inbound SPI, the peer's).
     retired: Vec<(u32, u32)>,
     closed: bool,
@@ -217,6 +250,9 @@ impl IkeSa {
             // IKE_AUTH used IV 1 under SK_ei; everything after counts on from here.
             iv: 1 << 32,
             child,
+            initiator: true,
+            prev: None,
+            pending_ike: None,
             retired: Vec::new(),
             closed: false,
         }
@@ -229,6 +265,11 @@ impl IkeSa {
 
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The IKE SA's SPIs now (they change when the peer rekeys it).
+    pub fn spis(&self) -> (u64, u64) {
+        (self.spi_i, self.spi_r)
     }
 
     /// Our next request's message id and the peer's expected one.
@@ -247,11 +288,25 @@ impl IkeSa {
             spi_i: self.spi_i,
             spi_r: self.spi_r,
             exchange: exch,
-            flags: flags::INITIATOR | if response { flags::RESPONSE } else { 0 },
+            flags: if self.initiator { flags::INITIATOR } else { 0 }
+                | if response { flags::RESPONSE } else { 0 },
             msg_id,
         };
         self.iv += 1;
-        sk::seal(&header, inner, &self.keys.sk_ei, self.iv)
+        let key = if self.initiator {
+            &self.keys.sk_ei
+        } else {
+            &self.keys.sk_er
+        };
+        sk::seal(&header, inner, key, self.iv)
+    }
+
+    fn open_key(&self) -> &SkKey {
+        if self.initiator {
+            &self.keys.sk_er
+        } else {
+            &self.keys.sk_ei
+        }
     }
 
     /// Asks for a successor of the current child SA (when the ESP layer's soft lifetime is
@@ -370,6 +425,16 @@ impl IkeSa {
         }
         let msg = decode(bytes).map_err(SaDrop::Malformed)?;
         let h = msg.header;
+        if let Some(prev) = &mut self.prev
+            && (h.spi_i, h.spi_r) == (prev.spi_i, prev.spi_r)
+        {
+            let (ev, gone) = prev.on_message(bytes, &msg)?;
+            if gone {
+                self.prev = None;
+            }
+            self.last_heard = now;
+            return Ok(ev);
+        }
         if h.spi_i != self.spi_i || h.spi_r != self.spi_r {
             return Err(SaDrop::WrongSpi {
                 spi_i: h.spi_i,
@@ -386,7 +451,7 @@ impl IkeSa {
             }
         } else if h.msg_id.wrapping_add(1) == self.next_in {
             // A retransmission of the peer's last request: the same answer (RFC 7296 2.3).
-            sk::open(bytes, &msg, &self.keys.sk_er).map_err(SaDrop::Undecryptable)?;
+            sk::open(bytes, &msg, self.open_key()).map_err(SaDrop::Undecryptable)?;
             self.last_heard = now;
             return Ok(self
                 .last_response
@@ -400,7 +465,7 @@ impl IkeSa {
                 expected: self.next_in,
             });
         }
-        let inner = sk::open(bytes, &msg, &self.keys.sk_er).map_err(SaDrop::Undecryptable)?;
+        let inner = sk::open(bytes, &msg, self.open_key()).map_err(SaDrop::Undecryptable)?;
         self.last_heard = now;
         if msg.is_response() {
             let o = self
@@ -421,6 +486,11 @@ impl IkeSa {
             self.next_in = self.next_in.wrapping_add(1);
             self.last_response = Some(b.clone());
             ev.push(SaEvent::Send(b));
+        }
+        if let Some(SaEvent::IkeRekeyed { .. }) = extra.first()
+            && let Some(next) = self.pending_ike.take()
+        {
+            self.switch_to(*next);
         }
         ev.extend(extra);
         if matches!(ev.last(), Some(SaEvent::IkeDeleted)) {
@@ -495,7 +565,13 @@ impl IkeSa {
             )
         };
         let Some(rekey) = notify_of(inner, REKEY_SA) else {
-            // A new child SA or an IKE SA rekey: not supported yet.
+            let ike = inner.iter().any(|p| {
+                matches!(p, Payload::Sa(props) if props.iter().any(|p| p.protocol == protocol::IKE))
+            });
+            if ike {
+                return self.answer_ike_rekey(inner, rng);
+            }
+            // A new child SA: not supported.
             return refuse(nt::NO_ADDITIONAL_SAS);
         };
         let rekeyed = <[u8; 4]>::try_from(rekey.spi.as_slice())
@@ -646,5 +722,179 @@ impl IkeSa {
                 }]
             }
         }
+    }
+}
+
+/// Our IKE proposal for a rekey answer: the transforms of IKE_SA_INIT with the peer's group.
+fn ike_choice(props: &[Proposal], group: u16) -> Option<(Proposal, u64)> {
+    let want = [
+        crate::payload::Transform::AES256_GCM16,
+        crate::payload::Transform::PRF_SHA256,
+        crate::payload::Transform::dh(group),
+    ];
+    props.iter().find_map(|p| {
+        let spi = <[u8; 8]>::try_from(p.spi.as_slice())
+            .ok()
+            .map(u64::from_be_bytes)?;
+        let ok = p.protocol == protocol::IKE
+            && spi != 0
+            && want.iter().all(|w| p.transforms.contains(w))
+            && !p
+                .transforms
+                .iter()
+                .any(|t| t.kind == tf::INTEG && t.id != 0);
+        ok.then(|| {
+            (
+                Proposal {
+                    num: p.num,
+                    protocol: protocol::IKE,
+                    spi: Vec::new(),
+                    transforms: want.to_vec(),
+                },
+                spi,
+            )
+        })
+    })
+}
+
+impl IkeSa {
+    fn answer_ike_rekey(
+        &mut self,
+        inner: &[Payload],
+        rng: &mut dyn Entropy,
+    ) -> (Vec<Payload>, Vec<SaEvent>) {
+        let refuse =
+            |n: u16, data: Vec<u8>| (vec![Payload::Notify(Notify::ike(n, data))], Vec::new());
+        let mut sa = None;
+        let mut nonce = None;
+        let mut ke = None;
+        for p in inner {
+            match p {
+                Payload::Sa(s) => sa = Some(s),
+                Payload::Nonce(n) => nonce = Some(n),
+                Payload::Ke { group, data } => ke = Some((*group, data)),
+                _ => {}
+            }
+        }
+        let (Some(sa), Some(ni), Some((group, kei))) = (sa, nonce, ke) else {
+            return refuse(nt::INVALID_SYNTAX, Vec::new());
+        };
+        if !(16..=256).contains(&ni.len()) {
+            return refuse(nt::INVALID_SYNTAX, Vec::new());
+        }
+        let Some(g) = DhGroup::from_number(group) else {
+            // Ask for X25519 (RFC 7296 1.3.2: INVALID_KE_PAYLOAD names the group we want).
+            return refuse(
+                nt::INVALID_KE_PAYLOAD,
+                DhGroup::Curve25519.number().to_be_bytes().to_vec(),
+            );
+        };
+        let Some((mut chosen, spi_i)) = ike_choice(sa, group) else {
+            return refuse(nt::NO_PROPOSAL_CHOSEN, Vec::new());
+        };
+        let mut spi_r = [0u8; 8];
+        while u64::from_be_bytes(spi_r) == 0 {
+            rng.fill(&mut spi_r);
+        }
+        let spi_r = u64::from_be_bytes(spi_r);
+        let mut nr = vec![0u8; self.cfg.nonce_len.clamp(16, 256)];
+        rng.fill(&mut nr);
+        let Ok(private) = DhPrivate::generate(g) else {
+            return refuse(nt::TEMPORARY_FAILURE, Vec::new());
+        };
+        let ker = private.public().to_vec();
+        let Ok(shared) = private.agree(kei) else {
+            return refuse(nt::INVALID_SYNTAX, Vec::new());
+        };
+        let Ok(keys) = derive_rekeyed(&self.keys.sk_d, &shared, ni, &nr, spi_i, spi_r) else {
+            return refuse(nt::TEMPORARY_FAILURE, Vec::new());
+        };
+        chosen.spi = spi_r.to_be_bytes().to_vec();
+        self.pending_ike = Some(Box::new(NewIke { spi_i, spi_r, keys }));
+        (
+            vec![
+                Payload::Sa(vec![chosen]),
+                Payload::Nonce(nr),
+                Payload::Ke { group, data: ker },
+            ],
+            vec![SaEvent::IkeRekeyed { spi_i, spi_r }],
+        )
+    }
+
+    /// Moves to the IKE SA the peer's rekey created; the old one answers only its Delete.
+    fn switch_to(&mut self, next: NewIke) {
+        let old = Prev {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            keys: std::mem::replace(&mut self.keys, next.keys),
+            initiator: self.initiator,
+            next_in: self.next_in,
+            iv: self.iv,
+            last_response: self.last_response.take(),
+        };
+        self.prev = Some(Box::new(old));
+        self.spi_i = next.spi_i;
+        self.spi_r = next.spi_r;
+        // The rekey's initiator is the new IKE SA's original initiator (RFC 7296 2.18).
+        self.initiator = false;
+        self.next_out = 0;
+        self.next_in = 0;
+        self.iv = 0;
+        // A request of ours outstanding on the old SA is started again on the new one.
+        if let Some(o) = self.outstanding.take() {
+            self.queue.push_front(o.request);
+        }
+    }
+}
+
+impl Prev {
+    /// The old IKE SA after a rekey: answers the peer's requests on it (its Delete: then gone).
+    fn on_message(
+        &mut self,
+        bytes: &[u8],
+        msg: &crate::decode::Message,
+    ) -> Result<(Vec<SaEvent>, bool), SaDrop> {
+        let h = msg.header;
+        if msg.is_response() {
+            return Err(SaDrop::UnexpectedResponse { got: h.msg_id });
+        }
+        let open = if self.initiator {
+            &self.keys.sk_er
+        } else {
+            &self.keys.sk_ei
+        };
+        if h.msg_id.wrapping_add(1) == self.next_in {
+            sk::open(bytes, msg, open).map_err(SaDrop::Undecryptable)?;
+            let ev = self.last_response.iter().cloned().map(SaEvent::Send);
+            return Ok((ev.collect(), false));
+        }
+        if h.msg_id != self.next_in {
+            return Err(SaDrop::RequestOutOfWindow {
+                got: h.msg_id,
+                expected: self.next_in,
+            });
+        }
+        let inner = sk::open(bytes, msg, open).map_err(SaDrop::Undecryptable)?;
+        let gone = inner.iter().any(|p| {
+            matches!(p, Payload::Unknown { kind, body } if *kind == pt::DELETE
+                && parse_delete(body).is_some_and(|(proto, _)| proto == protocol::IKE))
+        });
+        let header = Header {
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            exchange: h.exchange,
+            flags: if self.initiator { flags::INITIATOR } else { 0 } | flags::RESPONSE,
+            msg_id: h.msg_id,
+        };
+        self.iv += 1;
+        let seal = if self.initiator {
+            &self.keys.sk_ei
+        } else {
+            &self.keys.sk_er
+        };
+        let b = sk::seal(&header, &[], seal, self.iv).map_err(|_| SaDrop::Closed)?;
+        self.next_in = self.next_in.wrapping_add(1);
+        self.last_response = Some(b.clone());
+        Ok((vec![SaEvent::Send(b)], gone))
     }
 }

@@ -70,8 +70,28 @@ pub fn derive(
 ) -> Result<IkeKeys, CryptoError> {
     let nonces = Zeroizing::new([ni, nr].concat());
     let skeyseed = Zeroizing::new(prf(&nonces, &[shared]));
-    let seed = [&nonces[..], &spi_i.to_be_bytes(), &spi_r.to_be_bytes()].concat();
-    let km = prf_plus(&*skeyseed, &seed, KEYMAT_LEN)?;
+    expand(&skeyseed[..], &nonces, spi_i, spi_r)
+}
+
+/// The keys of an IKE SA that replaces one by CREATE_CHILD_SA (RFC 7296 2.18): SKEYSEED =
+/// prf(SK_d (old), g^ir (new) | Ni | Nr), expanded as in [`derive`] with the new SPIs (SPIi =
+/// the rekey exchange's initiator's).
+pub fn derive_rekeyed(
+    old_sk_d: &[u8],
+    shared: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+) -> Result<IkeKeys, CryptoError> {
+    let nonces = Zeroizing::new([ni, nr].concat());
+    let skeyseed = Zeroizing::new(prf(old_sk_d, &[shared, ni, nr]));
+    expand(&skeyseed[..], &nonces, spi_i, spi_r)
+}
+
+fn expand(skeyseed: &[u8], nonces: &[u8], spi_i: u64, spi_r: u64) -> Result<IkeKeys, CryptoError> {
+    let seed = [nonces, &spi_i.to_be_bytes(), &spi_r.to_be_bytes()].concat();
+    let km = prf_plus(skeyseed, &seed, KEYMAT_LEN)?;
     let mut at = 0;
     let mut take = |n: usize| {
         let s = &km[at..at + n];

@@ -35,7 +35,7 @@ pub use dh::{DhGroup, DhPrivate};
 pub use encode::{Header, encode_message};
 pub use entropy::{Entropy, SeededEntropy, SystemEntropy};
 pub use error::{CryptoError, DecodeError, EncodeError};
-pub use keys::{IkeKeys, derive, prf, prf_plus};
+pub use keys::{IkeKeys, derive, derive_rekeyed, prf, prf_plus};
 pub use payload::{
     Config, ConfigAttribute, Identity, Notify, Payload, Proposal, TrafficSelector, Transform,
 };

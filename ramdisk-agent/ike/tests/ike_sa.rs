@@ -461,3 +461,99 @@ fn hostile_bytes_never_panic() {
     assert_eq!(s.message_ids(), (2, 0));
     assert!(s.on_message(&req, t0, &mut rng).is_ok());
 }
+
+#[test]
+fn responder_rekeys_the_ike_sa_and_deletes_the_old_one() {
+    use agent_ike::{DhGroup, DhPrivate, Proposal, Transform, derive_rekeyed};
+    let t0 = Instant::now();
+    let mut s = sa(t0);
+    let mut rng = SeededEntropy::new(10);
+    let mut p = Peer { iv: 0 };
+    let dh = DhPrivate::generate(DhGroup::Curve25519).unwrap();
+    let new_spi_i: u64 = 0xaaaa_bbbb_cccc_dddd;
+    let ni = vec![6u8; 32];
+    let req = p.send(
+        exchange::CREATE_CHILD_SA,
+        false,
+        0,
+        &[
+            Payload::Sa(vec![Proposal {
+                num: 1,
+                protocol: protocol::IKE,
+                spi: new_spi_i.to_be_bytes().to_vec(),
+                transforms: vec![
+                    Transform::AES256_GCM16,
+                    Transform::PRF_SHA256,
+                    Transform::dh(31),
+                ],
+            }]),
+            Payload::Nonce(ni.clone()),
+            Payload::Ke {
+                group: 31,
+                data: dh.public().to_vec(),
+            },
+        ],
+    );
+    let ev = s.on_message(&req, t0, &mut rng).unwrap();
+    let [SaEvent::Send(resp), SaEvent::IkeRekeyed { spi_i, spi_r }] = &ev[..] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(*spi_i, new_spi_i);
+    assert_eq!(s.spis(), (*spi_i, *spi_r));
+    // The response is sealed with the old keys.
+    let (h, inner) = Peer::open(resp);
+    assert_eq!((h.spi_i, h.msg_id), (SPI_I, 0));
+    let [
+        Payload::Sa(chosen),
+        Payload::Nonce(nr),
+        Payload::Ke { group: 31, data },
+    ] = &inner[..]
+    else {
+        panic!("{inner:?}")
+    };
+    assert_eq!(chosen[0].spi, spi_r.to_be_bytes().to_vec());
+    let shared = dh.agree(data).unwrap();
+    let k = derive_rekeyed(&[7; 32], &shared, &ni, nr, *spi_i, *spi_r).unwrap();
+    // On the new SA the peer is the original initiator: it seals with SK_ei, flags I.
+    let h = Header {
+        spi_i: *spi_i,
+        spi_r: *spi_r,
+        exchange: exchange::INFORMATIONAL,
+        flags: flags::INITIATOR,
+        msg_id: 0,
+    };
+    let dpd = agent_ike::sk::seal(&h, &[], &k.sk_ei, 1).unwrap();
+    let ev = s.on_message(&dpd, t0, &mut rng).unwrap();
+    let out = sends(&ev);
+    let m = decode(&out[0]).unwrap();
+    assert_eq!(m.header.flags, flags::RESPONSE);
+    assert_eq!((m.header.spi_i, m.header.msg_id), (*spi_i, 0));
+    assert!(
+        agent_ike::sk::open(&out[0], &m, &k.sk_er)
+            .unwrap()
+            .is_empty()
+    );
+    // The Delete of the old IKE SA on the old SPIs: answered, not reported as our end.
+    let del = p.send(
+        exchange::INFORMATIONAL,
+        false,
+        1,
+        &[delete_body(protocol::IKE, &[])],
+    );
+    let ev = s.on_message(&del, t0, &mut rng).unwrap();
+    assert!(matches!(ev[..], [SaEvent::Send(_)]));
+    assert!(!s.is_closed());
+    assert!(
+        s.on_message(&del, t0, &mut rng).is_err(),
+        "the old SA is gone"
+    );
+    // Our own liveness check runs on the new SA with id 0 and without the I flag.
+    let (ev, _) = s.tick(t0 + Duration::from_secs(10));
+    let out = sends(&ev);
+    let m = decode(&out[0]).unwrap();
+    assert_eq!(
+        (m.header.spi_r, m.header.msg_id, m.header.flags),
+        (*spi_r, 0, 0)
+    );
+    assert!(agent_ike::sk::open(&out[0], &m, &k.sk_er).is_ok());
+}
