@@ -42,6 +42,8 @@ pub struct LifeStats {
     pub answered: u32,
     /// Inbound SAs removed after a Delete.
     pub deleted_children: u32,
+    /// IKE SA rekeys the peer started and we answered.
+    pub ike_rekeys: u32,
     /// The SPI pairs installed after a rekey: (ours, the peer's).
     pub installed: Vec<(u32, u32)>,
 }
@@ -126,6 +128,14 @@ impl Life {
                 SaEvent::IkeDeleted => self.end(LinkState::DeletedByPeer),
                 SaEvent::PeerDead { tries } => self.end(LinkState::PeerDead { tries }),
                 SaEvent::RekeyRefused(n) => tracing::warn!(notify = n, "our rekey was refused"),
+                SaEvent::IkeRekeyed { spi_i, spi_r } => {
+                    tracing::info!(
+                        spi_i = format_args!("{spi_i:016x}"),
+                        spi_r = format_args!("{spi_r:016x}"),
+                        "the peer rekeyed the IKE SA"
+                    );
+                    self.stats(|s| s.ike_rekeys += 1);
+                }
             }
         }
     }

@@ -5,7 +5,8 @@
 //!   logs the new CHILD_SA with the SPIs we installed and no retransmission, our endpoint
 //!   counts packets on the new inbound SPI; then charon is SIGKILLed and our liveness check
 //!   declares it dead;
-//! - our own rekey (soft packet limit low) likewise, charon logs the new CHILD_SA.
+//! - our own rekey (soft packet limit low) likewise, charon logs the new CHILD_SA;
+//! - charon rekeys the IKE SA every 4 s: answered, traffic and liveness checks go on.
 
 #[allow(dead_code)]
 #[path = "../../ike/tests/common/ca.rs"]
@@ -307,6 +308,50 @@ fn our_rekey_on_the_soft_limit() {
     );
     assert!(stats.deleted_children >= 1);
     assert_eq!(tunnel.state(), LinkState::Up);
+    drop(tunnel);
+    drop(lab);
+}
+
+#[test]
+fn charon_rekeys_the_ike_sa() {
+    let Some((lab, ca)) = lab(
+        "",
+        "rekey_time = 4s\n    over_time = 60s\n    rand_time = 0s",
+    ) else {
+        return;
+    };
+    let life = LifeConfig {
+        dpd_idle: Duration::from_secs(2),
+        ..fast_life()
+    };
+    let tunnel = up(&lab, &ca, LifetimeLimits::default(), life);
+    paced_tcp_both_ways(&lab, 160, Duration::from_millis(50));
+    // Our liveness checks go to the new IKE SA and are answered.
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = tunnel.life_stats();
+    eprintln!("life: {stats:?}");
+    let log = lab.log();
+    for l in log.lines().filter(|l| {
+        l.contains("IKE_SA")
+            || l.contains("INFORMATIONAL")
+            || l.contains("CREATE_CHILD_SA")
+            || l.contains("retransmit")
+    }) {
+        eprintln!("charon: {l}");
+    }
+    assert!(
+        stats.ike_rekeys >= 1,
+        "charon did not rekey the IKE SA: {stats:?}"
+    );
+    assert_eq!(tunnel.state(), LinkState::Up);
+    assert!(
+        !log.contains("retransmit") && !log.contains("giving up"),
+        "charon retransmitted (our answers missing)"
+    );
+    assert!(
+        log.contains("parsed INFORMATIONAL request 0 [ ]"),
+        "our liveness check on the new IKE SA (message id 0) not seen by charon"
+    );
     drop(tunnel);
     drop(lab);
 }
