@@ -13,7 +13,7 @@
 //!   endpoint's IKE channel, liveness checks both ways, child SA rekeying (ours on the ESP soft
 //!   lifetime, the peer's answered) installed into the endpoint, deletes, [`LinkState`].
 //!
-//! Not here yet: IKE SA rekeying, NAT keepalives, IPv6.
+//! Not here yet: our own IKE SA rekey (the peer's is answered), NAT keepalives, IPv6.
 
 pub mod clock;
 pub mod error;
