@@ -219,23 +219,27 @@ fn a_tenant_leases_a_server_the_agent_enrolls_and_wipes_on_release() {
             Duration::from_secs(240),
         )
         .unwrap_or_else(|e| panic!("no enrollment: {e}\n{}", lab.dump(60)));
-    // The console line may be cut by kernel messages printed in the middle of it (two VMs
-    // boot at once in the suite): take the serial from the LM when the line lacks it.
-    let serial = match line
+    // The serial comes from the LM: the console line may be cut by kernel messages printed in
+    // the middle of it (two VMs boot at once in the suite), or still be arriving when the
+    // marker matches, so its `serial=` may be partial. What the line shows must be a prefix.
+    let serial: String = wait_until(
+        "the server's certificate serial",
+        Duration::from_secs(10),
+        || {
+            let v: LeaseView = admin_json(&sock, "GET", &format!("/v1/leases/{lease}"));
+            v.servers.first().and_then(|s| s.cert_serial.clone())
+        },
+    );
+    if let Some(shown) = line
         .text
         .split_whitespace()
         .find_map(|w| w.strip_prefix("serial="))
     {
-        Some(s) => s.to_string(),
-        None => wait_until(
-            "the server's certificate serial",
-            Duration::from_secs(10),
-            || {
-                let v: LeaseView = admin_json(&sock, "GET", &format!("/v1/leases/{lease}"));
-                v.servers.first().and_then(|s| s.cert_serial.clone())
-            },
-        ),
-    };
+        assert!(
+            serial.starts_with(shown),
+            "the console shows serial {shown}, the LM {serial}"
+        );
+    }
     println!(
         "[{:>6.2}s] enrolled, certificate {serial}",
         t0.elapsed().as_secs_f64()
