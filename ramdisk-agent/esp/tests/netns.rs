@@ -9,16 +9,16 @@
 
 mod common;
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use common::net::{self, Capture, in_ns, udp_of};
 
 use agent_esp::io::{Counters, Endpoint, EndpointConfig, IkeDatagram, TunDevice};
 use agent_esp::{InboundSa, LifetimeLimits, OutboundSa, SaKey};
@@ -51,21 +51,6 @@ fn run(cmd: &str, args: &[&str]) {
         "{cmd} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Runs `f` on a thread that entered namespace `ns`.
-fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    let file = File::open(format!("/run/netns/{ns}")).expect("open netns");
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // SAFETY: setns on a valid fd; only this thread changes namespace.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns {ns}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("namespace thread")
-    })
 }
 
 /// The namespaces, deleted on drop (which also removes the veth pair).
@@ -223,184 +208,10 @@ fn endpoint(
     }
 }
 
-/// Every frame seen on the veth in `ns` (both directions) until stopped.
-struct Capture {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Vec<Vec<u8>>>>,
-}
-
-impl Capture {
-    fn start(ns: &str) -> Capture {
-        let fd = in_ns(ns, || {
-            let proto = (libc::ETH_P_ALL as u16).to_be();
-            // SAFETY: plain socket(2).
-            let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(proto)) };
-            assert!(fd >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
-            // SAFETY: a fresh descriptor owned by nobody else.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: the name is NUL-terminated.
-            let index = unsafe { libc::if_nametoindex(c"under".as_ptr()) };
-            assert!(index > 0);
-            // SAFETY: sockaddr_ll is plain data.
-            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = proto;
-            sll.sll_ifindex = index as i32;
-            // SAFETY: binds to a live sockaddr_ll of the right size.
-            let r = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&raw const sll).cast(),
-                    size_of::<libc::sockaddr_ll>() as u32,
-                )
-            };
-            assert_eq!(r, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
-            let tv = libc::timeval {
-                tv_sec: 0,
-                tv_usec: 100_000,
-            };
-            // SAFETY: sets SO_RCVTIMEO from a live timeval.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVTIMEO,
-                    (&raw const tv).cast(),
-                    size_of::<libc::timeval>() as u32,
-                )
-            };
-            fd
-        });
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            let mut frames = Vec::new();
-            let mut buf = vec![0u8; 65_536];
-            while !flag.load(Ordering::Relaxed) {
-                // SAFETY: reads into a live buffer of its length.
-                let n =
-                    unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-                if n > 0 {
-                    frames.push(buf[..n as usize].to_vec());
-                }
-            }
-            frames
-        });
-        Capture {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> Vec<Vec<u8>> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().expect("once").join().expect("capture")
-    }
-}
-
-/// (source, destination, UDP source port, UDP destination port, UDP payload) of an IPv4/UDP
-/// frame; `None` for anything else.
-fn udp_of(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16, &[u8])> {
-    if frame.len() < 14 + 20 || frame[12..14] != [0x08, 0x00] || frame[14 + 9] != 17 {
-        return None;
-    }
-    let ip = &frame[14..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let udp = ip.get(ihl..)?;
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    Some((
-        src,
-        dst,
-        u16::from_be_bytes([udp[0], udp[1]]),
-        u16::from_be_bytes([udp[2], udp[3]]),
-        udp.get(8..)?,
-    ))
-}
-
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// Sends ICMP echo requests carrying the marker from `ns` to `to`; true when a reply with the
 /// same payload comes back.
 fn ping(ns: &str, to: Ipv4Addr, seq: u16) -> bool {
-    in_ns(ns, || {
-        // SAFETY: plain socket(2).
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
-        assert!(
-            fd >= 0,
-            "raw ICMP socket: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: a fresh descriptor owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut req = vec![8, 0, 0, 0, 0x12, 0x34];
-        req.extend_from_slice(&seq.to_be_bytes());
-        req.extend_from_slice(MARKER);
-        let c = checksum(&req);
-        req[2..4].copy_from_slice(&c.to_be_bytes());
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as u16,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(to).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 200_000,
-        };
-        // SAFETY: sets SO_RCVTIMEO from a live timeval.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&raw const tv).cast(),
-                size_of::<libc::timeval>() as u32,
-            )
-        };
-        let until = Instant::now() + Duration::from_secs(5);
-        let mut buf = [0u8; 2048];
-        while Instant::now() < until {
-            // SAFETY: sends a live buffer to a live sockaddr_in.
-            unsafe {
-                libc::sendto(
-                    fd.as_raw_fd(),
-                    req.as_ptr().cast(),
-                    req.len(),
-                    0,
-                    (&raw const sin).cast(),
-                    size_of::<libc::sockaddr_in>() as u32,
-                )
-            };
-            let wait = Instant::now() + Duration::from_millis(500);
-            while Instant::now() < wait {
-                // SAFETY: reads into a live buffer of its length.
-                let n =
-                    unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-                if n <= 0 {
-                    continue;
-                }
-                let pkt = &buf[..n as usize];
-                let ihl = usize::from(pkt[0] & 0x0f) * 4;
-                let icmp = &pkt[ihl..];
-                if icmp.len() == req.len() && icmp[0] == 0 && icmp[4..] == req[4..] {
-                    return true;
-                }
-            }
-        }
-        false
-    })
+    in_ns(ns, || net::ping(to, seq, MARKER).is_some())
 }
 
 /// Opens a TCP connection from `client_ns` to `server_ns`'s `server`, sends 256 KiB of marker
@@ -455,7 +266,7 @@ fn esp_endpoints_carry_ping_and_tcp_and_drop_replays() {
         return;
     }
     let lab = Lab::new();
-    let capture = Capture::start(&lab.a);
+    let capture = Capture::start(&lab.a, "under");
     let (ike_tx, ike_rx) = mpsc::channel();
     let mut a = endpoint(
         Side {

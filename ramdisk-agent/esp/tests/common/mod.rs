@@ -2,6 +2,8 @@
 //! directly on ring from the RFC 4106 layout (not from the crate's code).
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::time::Instant;
 
 use agent_esp::{InboundSa, LifetimeLimits, OutboundSa, SaKey};

@@ -1,4 +1,4 @@
-//! Namespace helpers for the interop test: run code in a namespace, capture every frame on one
+//! Namespace helpers of the ESP and IPsec namespace tests (agent-ipsec includes this file): run code in a namespace, capture every frame on one
 //! interface (AF_PACKET), ICMP echo over a raw socket (no ping binary needed), and the
 //! interface list of a namespace.
 #![allow(dead_code)]
