@@ -5,7 +5,9 @@
 use std::time::SystemTime;
 
 use ring::digest;
-use x509_parser::oid_registry::{OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION};
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_SIG_ED25519,
+};
 use x509_parser::prelude::{ASN1Time, FromDer, GeneralName, X509Certificate, X509Name};
 
 use crate::consts::id;
@@ -49,7 +51,9 @@ pub enum CertError {
         not_before: String,
         not_after: String,
     },
-    #[error("{which} certificate has a key of an unsupported type (need ECDSA P-256 or RSA)")]
+    #[error(
+        "{which} certificate has a key of an unsupported type (need ECDSA P-256, RSA or Ed25519)"
+    )]
     UnsupportedKey { which: &'static str },
     #[error("the agent key does not belong to the agent certificate")]
     KeyMismatch,
@@ -168,6 +172,9 @@ fn public_key(c: &X509Certificate<'_>, which: &'static str) -> Result<PublicKey,
         }
     } else if alg.algorithm == OID_PKCS1_RSAENCRYPTION {
         return Ok(PublicKey::Rsa(bits));
+    } else if alg.algorithm == OID_SIG_ED25519 && alg.parameters.is_none() && bits.len() == 32 {
+        // id-Ed25519 names the key type and the signature (RFC 8410 3): no parameters.
+        return Ok(PublicKey::Ed25519(bits));
     }
     Err(CertError::UnsupportedKey { which })
 }
@@ -244,7 +251,9 @@ impl LocalCredential {
         match public_key(&c, which)? {
             PublicKey::EcdsaP256(p) if p == key.public_key() => {}
             PublicKey::EcdsaP256(_) => return Err(CertError::KeyMismatch),
-            PublicKey::Rsa(_) => return Err(CertError::UnsupportedKey { which }),
+            PublicKey::Rsa(_) | PublicKey::Ed25519(_) => {
+                return Err(CertError::UnsupportedKey { which });
+            }
         }
         Ok(LocalCredential {
             cert: cert_der.to_vec(),

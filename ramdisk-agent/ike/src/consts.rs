@@ -105,6 +105,8 @@ pub mod hash {
     pub const SHA2_256: u16 = 2;
     pub const SHA2_384: u16 = 3;
     pub const SHA2_512: u16 = 4;
+    /// No pre-hash: the signature covers the octets themselves (RFC 8420, Ed25519).
+    pub const IDENTITY: u16 = 5;
 }
 
 /// Identification types (RFC 7296 3.5).

@@ -107,8 +107,9 @@ pub struct SaInitDone {
     pub nat: NatDetection,
 }
 
-/// The hash algorithms we announce for RFC 7427 signatures: SHA2-256 only (what we verify).
-pub const SIGNATURE_HASHES: [u16; 1] = [hash::SHA2_256];
+/// The hash algorithms we announce for RFC 7427 signatures (what we verify): SHA2-256 (ECDSA
+/// P-256, RSA) and Identity (Ed25519, RFC 8420 2).
+pub const SIGNATURE_HASHES: [u16; 2] = [hash::SHA2_256, hash::IDENTITY];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

@@ -1,11 +1,13 @@
-//! AUTH payload data for certificate authentication: RFC 7427 Digital Signature (method 14)
-//! and, for a responder that announces no SIGNATURE_HASH_ALGORITHMS, RFC 4754 ECDSA with
+//! AUTH payload data for certificate authentication: RFC 7427 Digital Signature (method 14;
+//! ECDSA P-256 with SHA-256, RSA PKCS#1 with SHA-256, and Ed25519 over the signed octets
+//! themselves, RFC 8420) and, for a responder that announces no SIGNATURE_HASH_ALGORITHMS, RFC 4754 ECDSA with
 //! SHA-256 on P-256 (method 9). Signing and verification through ring. Pure apart from the
 //! system randomness ring's ECDSA signing needs.
 //!
 //! ```text
 //!  method 14 data:  ASN.1 length (1) | AlgorithmIdentifier (DER) | signature value
 //!                   ecdsa-with-SHA256: 30 0a 06 08 2a 86 48 ce 3d 04 03 02, value = DER (r, s)
+//!                   id-Ed25519:        30 05 06 03 2b 65 70, value = R | S (64), no pre-hash
 //!  method 9 data:   r (32) | s (32)
 //! ```
 
@@ -23,6 +25,9 @@ pub const ALG_RSA_PKCS1_SHA256: &[u8] = &[
     0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00,
 ];
 
+/// AlgorithmIdentifier of id-Ed25519 with absent parameters (RFC 8420 3, RFC 8410 3).
+pub const ALG_ED25519: &[u8] = &[0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70];
+
 /// A peer's public key, from its certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
@@ -30,6 +35,19 @@ pub enum PublicKey {
     EcdsaP256(Vec<u8>),
     /// An RSA key as the RSAPublicKey DER of its SubjectPublicKeyInfo.
     Rsa(Vec<u8>),
+    /// An Ed25519 key (32 bytes, RFC 8410).
+    Ed25519(Vec<u8>),
+}
+
+impl PublicKey {
+    /// The key type, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PublicKey::EcdsaP256(_) => "ECDSA P-256",
+            PublicKey::Rsa(_) => "RSA",
+            PublicKey::Ed25519(_) => "Ed25519",
+        }
+    }
 }
 
 /// Why an AUTH payload did not verify.
@@ -40,7 +58,7 @@ pub enum SignatureError {
     #[error("AUTH data is malformed: {0}")]
     Malformed(&'static str),
     #[error(
-        "signature algorithm {0} is not supported (ecdsa-with-SHA256 or sha256WithRSAEncryption)"
+        "signature algorithm {0} is not supported (ecdsa-with-SHA256, sha256WithRSAEncryption or Ed25519)"
     )]
     UnsupportedAlgorithm(String),
     #[error("the signature algorithm does not fit the certificate's {key} key")]
@@ -71,11 +89,9 @@ pub fn verify(
             let alg: &'static dyn sig::VerificationAlgorithm = match (alg_id, key) {
                 (ALG_ECDSA_SHA256, PublicKey::EcdsaP256(_)) => &sig::ECDSA_P256_SHA256_ASN1,
                 (ALG_RSA_PKCS1_SHA256, PublicKey::Rsa(_)) => &sig::RSA_PKCS1_2048_8192_SHA256,
-                (ALG_ECDSA_SHA256, PublicKey::Rsa(_)) => {
-                    return Err(SignatureError::KeyMismatch { key: "RSA" });
-                }
-                (ALG_RSA_PKCS1_SHA256, PublicKey::EcdsaP256(_)) => {
-                    return Err(SignatureError::KeyMismatch { key: "ECDSA P-256" });
+                (ALG_ED25519, PublicKey::Ed25519(_)) => &sig::ED25519,
+                (ALG_ECDSA_SHA256 | ALG_RSA_PKCS1_SHA256 | ALG_ED25519, k) => {
+                    return Err(SignatureError::KeyMismatch { key: k.kind() });
                 }
                 (other, _) => return Err(SignatureError::UnsupportedAlgorithm(hex(other))),
             };
@@ -83,7 +99,7 @@ pub fn verify(
         }
         auth::ECDSA_SHA256_P256 => match key {
             PublicKey::EcdsaP256(_) => (&sig::ECDSA_P256_SHA256_FIXED, data),
-            PublicKey::Rsa(_) => return Err(SignatureError::KeyMismatch { key: "RSA" }),
+            k => return Err(SignatureError::KeyMismatch { key: k.kind() }),
         },
         other => return Err(SignatureError::UnsupportedMethod(other)),
     };
@@ -91,7 +107,7 @@ pub fn verify(
         return Err(SignatureError::Malformed("no signature value"));
     }
     let key_bytes = match key {
-        PublicKey::EcdsaP256(k) | PublicKey::Rsa(k) => k,
+        PublicKey::EcdsaP256(k) | PublicKey::Rsa(k) | PublicKey::Ed25519(k) => k,
     };
     sig::UnparsedPublicKey::new(alg, key_bytes)
         .verify(octets, value)

@@ -379,13 +379,13 @@ proptest! {
 }
 
 #[test]
-fn announces_sha2_256_and_reads_the_responders_hashes_and_nat_detection() {
+fn announces_sha2_256_and_identity_and_reads_the_responders_hashes_and_nat_detection() {
     use agent_ike::nat::nat_detection_hash;
     let (mut i, req, now) = started(vec![DhGroup::Curve25519]);
     let m = decode(&req).unwrap();
     assert!(
         m.notifies()
-            .any(|n| n.kind == notify::SIGNATURE_HASH_ALGORITHMS && n.data == [0, 2])
+            .any(|n| n.kind == notify::SIGNATURE_HASH_ALGORITHMS && n.data == [0, 2, 0, 5])
     );
     let (resp, _) = respond(&req, 0xabcd);
     let base = decode(&resp).unwrap();

@@ -1,4 +1,5 @@
-//! Test certificates made with rcgen: CAs and P-256 end-entity certificates with their keys.
+//! Test certificates made with rcgen: CAs and end-entity certificates with their keys (P-256
+//! by default, or another algorithm such as Ed25519).
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
@@ -22,7 +23,12 @@ fn name(params: &mut CertificateParams, cn: &str) {
 
 impl Ca {
     pub fn new(cn: &str) -> Ca {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        Ca::new_alg(cn, &rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    #[allow(dead_code)]
+    pub fn new_alg(cn: &str, alg: &'static rcgen::SignatureAlgorithm) -> Ca {
+        let key = KeyPair::generate_for(alg).unwrap();
         let mut params = CertificateParams::default();
         name(&mut params, cn);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -42,7 +48,17 @@ impl Ca {
     }
 
     pub fn issue_with(&self, cn: &str, dns: &str, f: impl FnOnce(&mut CertificateParams)) -> Leaf {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        self.issue_alg(cn, dns, &rcgen::PKCS_ECDSA_P256_SHA256, f)
+    }
+
+    pub fn issue_alg(
+        &self,
+        cn: &str,
+        dns: &str,
+        alg: &'static rcgen::SignatureAlgorithm,
+        f: impl FnOnce(&mut CertificateParams),
+    ) -> Leaf {
+        let key = KeyPair::generate_for(alg).unwrap();
         let mut params = CertificateParams::new(vec![dns.to_string()]).unwrap();
         name(&mut params, cn);
         f(&mut params);
