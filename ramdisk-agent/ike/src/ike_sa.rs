@@ -19,24 +19,45 @@
 //! initiator is the responder (we seal with SK_er from then on), message ids restart at 0, the
 //! child SA moves over, and the old IKE SA only answers the peer's Delete of it.
 //!
-//! Not handled: our own IKE SA rekey, PFS on a child rekey (a request with KE gets
-//! NO_PROPOSAL_CHOSEN), a new child SA (NO_ADDITIONAL_SAS), simultaneous rekey collisions
-//! (RFC 7296 2.8.1: both new SAs are reported; the older pair is deleted by the peer).
+//! Our own IKE SA rekey (after the lifetime given to [`IkeSa::with_ike_rekey`]; the caller
+//! starts it with [`IkeSa::start_ike_rekey`] when [`IkeSa::ike_rekey_due`] says so):
+//! CREATE_CHILD_SA with SA (protocol IKE, our new 8-byte SPI, AES-GCM-16-256,
+//! PRF_HMAC_SHA2_256, the DH group), Ni, KEi; an INVALID_KE_PAYLOAD naming group 31 or 19 is
+//! retried once with it. On the answer SKEYSEED = prf(SK_d (old), g^ir | Ni | Nr), we are the
+//! new SA's original initiator, ids restart at 0, the child SA moves over and the old IKE SA
+//! is deleted by an INFORMATIONAL Delete (module `retiring`).
+//!
+//! Rekey collisions (RFC 7296 2.8.1, 2.8.2): a rekey of the peer's for the same child SA (or
+//! of the IKE SA) while ours is outstanding is answered; when our answer arrives the nonce
+//! rule decides: the new SA of the exchange with the lowest of the four nonces is redundant
+//! and its initiator deletes it; the initiator of the surviving one deletes the old SA.
+//!
+//! ```text
+//!  ours lowest:   we delete our new SA; the peer's is current; the peer deletes the old one
+//!  theirs lowest: ours is current; we delete the old SA; the peer deletes its new one
+//! ```
+//!
+//! Not handled: PFS on a child rekey (a request with KE gets NO_PROPOSAL_CHOSEN), a new child
+//! SA (NO_ADDITIONAL_SAS).
+
+mod rekey_ike;
+mod retiring;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::child::{ChildKeys, ChildSa, chosen_spi, derive_child_keys, offer};
-use crate::consts::{exchange, flags, notify as nt, payload as pt, protocol, transform as tf};
+use crate::consts::{exchange, flags, notify as nt, payload as pt, protocol};
 use crate::decode::decode;
 use crate::dh::{DhGroup, DhPrivate};
 use crate::encode::Header;
 use crate::entropy::Entropy;
 use crate::error::{DecodeError, EncodeError};
-use crate::keys::{IkeKeys, derive_rekeyed};
+use crate::keys::IkeKeys;
 use crate::payload::{Notify, Payload, Proposal, TrafficSelector};
 use crate::retransmit::{Due, Retransmit, RetransmitPolicy};
 use crate::sk::{self, SkKey};
+use retiring::{RetireTick, Retiring};
 
 /// N(REKEY_SA) (RFC 7296 3.10.1).
 pub const REKEY_SA: u16 = 16393;
@@ -88,8 +109,17 @@ pub enum SaEvent {
     PeerDead { tries: u32 },
     /// Our rekey was refused (the notify type); the old SA stands, the caller may retry.
     RekeyRefused(u16),
-    /// The peer rekeyed the IKE SA: these are its SPIs now (the old one stays for its Delete).
-    IkeRekeyed { spi_i: u64, spi_r: u64 },
+    /// The IKE SA was rekeyed (by us if `ours`, else by the peer): these are its SPIs now
+    /// (the old one stays until its Delete).
+    IkeRekeyed { spi_i: u64, spi_r: u64, ours: bool },
+    /// Our IKE SA rekey was refused or its answer unusable (the notify type); the old IKE SA
+    /// stands and the rekey is tried again later.
+    IkeRekeyRefused(u16),
+    /// An old or redundant IKE SA is deleted (our Delete answered, or the peer's Delete).
+    OldIkeDeleted { spi_i: u64, spi_r: u64 },
+    /// A child rekey collision (RFC 7296 2.8.1) was lost: our new pair (`spi_in`) is redundant
+    /// and being deleted; the peer's successor stays in use.
+    ChildCollisionLost { spi_in: u32 },
 }
 
 /// Why a datagram was ignored.
@@ -123,6 +153,11 @@ enum Request {
         spi_in: u32,
         spi_out: u32,
     },
+    IkeRekey {
+        spi_i: u64,
+        nonce_i: Vec<u8>,
+        dh: DhPrivate,
+    },
 }
 
 #[derive(Debug)]
@@ -132,15 +167,12 @@ struct NewIke {
     keys: IkeKeys,
 }
 
+/// The peer's new IKE SA, answered while our own IKE SA rekey was outstanding (2.8.2).
 #[derive(Debug)]
-struct Prev {
-    spi_i: u64,
-    spi_r: u64,
-    keys: IkeKeys,
-    initiator: bool,
-    next_in: u32,
-    iv: u64,
-    last_response: Option<Vec<u8>>,
+struct Collided {
+    new: NewIke,
+    /// The lower of the two nonces of its exchange.
+    low: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -164,14 +196,24 @@ pub struct IkeSa {
     outstanding: Option<Outstanding>,
     queue: VecDeque<Request>,
     last_heard: Instant,
+    /// When this IKE SA was set up (our IKE rekey lifetime counts from here).
+    born: Instant,
     iv: u64,
     child: ChildIds,
     /// We are the IKE SA's original initiator (flags, and which SK_e seals).
     initiator: bool,
-    /// The IKE SA this one replaced, kept to answer the peer's Delete of it.
-    prev: Option<Box<Prev>>,
+    /// IKE SAs replaced (or made redundant by a collision), until deleted.
+    retiring: Vec<Retiring>,
     /// The IKE SA the peer's rekey creates, switched to once the response is sealed.
     pending_ike: Option<Box<NewIke>>,
+    /// The peer's IKE SA rekey answered while ours was outstanding.
+    collided_ike: Option<Box<Collided>>,
+    /// The peer's child rekey answered while ours was outstanding: its pair, its lower nonce.
+    collided_child: Option<(ChildIds, Vec<u8>)>,
+    /// Our IKE SA rekey: every this long, in this DH group; when it is due next.
+    ike_rekey_every: Option<Duration>,
+    ike_rekey_at: Option<Instant>,
+    group: DhGroup,
     /// Replaced child SAs not yet deleted: (our inbound SPI, the peer's).
     retired: Vec<(u32, u32)>,
     closed: bool,
@@ -247,12 +289,18 @@ impl IkeSa {
             outstanding: None,
             queue: VecDeque::new(),
             last_heard: now,
+            born: now,
             // IKE_AUTH used IV 1 under SK_ei; everything after counts on from here.
             iv: 1 << 32,
             child,
             initiator: true,
-            prev: None,
+            retiring: Vec::new(),
             pending_ike: None,
+            collided_ike: None,
+            collided_child: None,
+            ike_rekey_every: None,
+            ike_rekey_at: None,
+            group: DhGroup::Curve25519,
             retired: Vec::new(),
             closed: false,
         }
@@ -344,6 +392,10 @@ impl IkeSa {
                 exchange::INFORMATIONAL,
                 vec![delete_body(protocol::ESP, &[*spi_in])],
             ),
+            Request::IkeRekey { spi_i, nonce_i, dh } => (
+                exchange::CREATE_CHILD_SA,
+                rekey_ike::request_payloads(*spi_i, nonce_i, dh),
+            ),
             Request::Rekey {
                 old,
                 offered,
@@ -369,6 +421,41 @@ impl IkeSa {
     /// Timers at `now`: retransmission (or the peer declared dead), a queued request, a
     /// liveness check after `dpd_idle` of silence. Returns what to do and when to tick again.
     pub fn tick(&mut self, now: Instant) -> (Vec<SaEvent>, Instant) {
+        let (mut ev, retiring_at) = self.tick_retiring(now);
+        let (more, at) = self.tick_current(now);
+        ev.extend(more);
+        let mut next = retiring_at.map_or(at, |n| n.min(at));
+        if let Some(r) = self.ike_rekey_at
+            && !self.closed
+        {
+            next = next.min(r.max(now));
+        }
+        (ev, next)
+    }
+
+    /// Our Deletes of retiring IKE SAs: retransmitted, or the SA dropped when spent.
+    fn tick_retiring(&mut self, now: Instant) -> (Vec<SaEvent>, Option<Instant>) {
+        let mut ev = Vec::new();
+        let mut next: Option<Instant> = None;
+        self.retiring.retain_mut(|r| match r.tick(now) {
+            RetireTick::Idle(t) => {
+                next = match (next, t) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                true
+            }
+            RetireTick::Resend(b, t) => {
+                ev.push(SaEvent::Send(b));
+                next = Some(next.map_or(t, |n| n.min(t)));
+                true
+            }
+            RetireTick::GiveUp => false,
+        });
+        (ev, next)
+    }
+
+    fn tick_current(&mut self, now: Instant) -> (Vec<SaEvent>, Instant) {
         let mut ev = Vec::new();
         let idle_at = self.last_heard + self.cfg.dpd_idle;
         if self.closed {
@@ -425,12 +512,18 @@ impl IkeSa {
         }
         let msg = decode(bytes).map_err(SaDrop::Malformed)?;
         let h = msg.header;
-        if let Some(prev) = &mut self.prev
-            && (h.spi_i, h.spi_r) == (prev.spi_i, prev.spi_r)
+        if let Some(i) = self
+            .retiring
+            .iter()
+            .position(|r| (h.spi_i, h.spi_r) == (r.spi_i, r.spi_r))
         {
-            let (ev, gone) = prev.on_message(bytes, &msg)?;
+            let (mut ev, gone) = self.retiring[i].on_message(bytes, &msg)?;
             if gone {
-                self.prev = None;
+                self.retiring.remove(i);
+                ev.push(SaEvent::OldIkeDeleted {
+                    spi_i: h.spi_i,
+                    spi_r: h.spi_r,
+                });
             }
             self.last_heard = now;
             return Ok(ev);
@@ -472,7 +565,7 @@ impl IkeSa {
                 .outstanding
                 .take()
                 .ok_or(SaDrop::UnexpectedResponse { got: h.msg_id })?;
-            return Ok(self.on_response(o.request, &inner, h.exchange));
+            return Ok(self.on_response(o.request, &inner, h.exchange, now));
         }
         let mut ev = Vec::new();
         let (reply, extra) = if h.exchange == exchange::INFORMATIONAL {
@@ -490,7 +583,8 @@ impl IkeSa {
         if let Some(SaEvent::IkeRekeyed { .. }) = extra.first()
             && let Some(next) = self.pending_ike.take()
         {
-            self.switch_to(*next);
+            // The peer's rekey: it is the new SA's initiator and deletes the old one.
+            ev.extend(self.switch_to(*next, false, false, now));
         }
         ev.extend(extra);
         if matches!(ev.last(), Some(SaEvent::IkeDeleted)) {
@@ -637,6 +731,14 @@ impl IkeSa {
             esn: false,
         };
         let old_spi_in = self.child.spi_in;
+        let colliding = matches!(
+            self.outstanding.as_ref().map(|o| &o.request),
+            Some(Request::Rekey { old, .. }) if old.spi_in == old_spi_in
+        );
+        if colliding {
+            // Both of us rekey this pair (RFC 7296 2.8.1): decided when our answer arrives.
+            self.collided_child = Some((ChildIds::of(&new), ni.min(&nr).clone()));
+        }
         self.retired.push((self.child.spi_in, self.child.spi_out));
         self.child = ChildIds::of(&new);
         let reply = vec![
@@ -649,8 +751,17 @@ impl IkeSa {
         (reply, vec![SaEvent::ChildRekeyed { old_spi_in, new }])
     }
 
-    fn on_response(&mut self, r: Request, inner: &[Payload], exch: u8) -> Vec<SaEvent> {
+    fn on_response(
+        &mut self,
+        r: Request,
+        inner: &[Payload],
+        exch: u8,
+        now: Instant,
+    ) -> Vec<SaEvent> {
         match r {
+            Request::IkeRekey { spi_i, nonce_i, dh } => {
+                self.on_ike_rekey_response(spi_i, nonce_i, dh, inner, exch, now)
+            }
             Request::Liveness => Vec::new(),
             Request::DeleteChild { spi_in, spi_out } => {
                 self.retired.retain(|r| r.0 != spi_in);
@@ -661,6 +772,7 @@ impl IkeSa {
                 offered,
                 nonce_i,
             } => {
+                let collided = self.collided_child.take();
                 if exch != exchange::CREATE_CHILD_SA {
                     return vec![SaEvent::RekeyRefused(nt::INVALID_SYNTAX)];
                 }
@@ -708,9 +820,22 @@ impl IkeSa {
                     remote_ts: tsr.clone(),
                     esn: false,
                 };
-                // If the peer rekeyed meanwhile, `self.child` is its successor; ours wins here
-                // and the old one named in the request is deleted either way.
-                self.retired.push((old.spi_in, old.spi_out));
+                if let Some((theirs, low)) = collided {
+                    if *nonce_i.as_slice().min(nr.as_slice()) < *low {
+                        // Ours has the lowest nonce: redundant, we delete it; the peer's pair
+                        // (current already) stays, and the peer deletes the old one.
+                        self.queue.push_back(Request::DeleteChild {
+                            spi_in: new.spi_in,
+                            spi_out: new.spi_out,
+                        });
+                        return vec![SaEvent::ChildCollisionLost { spi_in: new.spi_in }];
+                    }
+                    // Theirs is redundant: the peer deletes it; we answer that Delete.
+                    self.retired.push((theirs.spi_in, theirs.spi_out));
+                }
+                if !self.retired.contains(&(old.spi_in, old.spi_out)) {
+                    self.retired.push((old.spi_in, old.spi_out));
+                }
                 self.child = ChildIds::of(&new);
                 self.queue.push_back(Request::DeleteChild {
                     spi_in: old.spi_in,
@@ -722,179 +847,5 @@ impl IkeSa {
                 }]
             }
         }
-    }
-}
-
-/// Our IKE proposal for a rekey answer: the transforms of IKE_SA_INIT with the peer's group.
-fn ike_choice(props: &[Proposal], group: u16) -> Option<(Proposal, u64)> {
-    let want = [
-        crate::payload::Transform::AES256_GCM16,
-        crate::payload::Transform::PRF_SHA256,
-        crate::payload::Transform::dh(group),
-    ];
-    props.iter().find_map(|p| {
-        let spi = <[u8; 8]>::try_from(p.spi.as_slice())
-            .ok()
-            .map(u64::from_be_bytes)?;
-        let ok = p.protocol == protocol::IKE
-            && spi != 0
-            && want.iter().all(|w| p.transforms.contains(w))
-            && !p
-                .transforms
-                .iter()
-                .any(|t| t.kind == tf::INTEG && t.id != 0);
-        ok.then(|| {
-            (
-                Proposal {
-                    num: p.num,
-                    protocol: protocol::IKE,
-                    spi: Vec::new(),
-                    transforms: want.to_vec(),
-                },
-                spi,
-            )
-        })
-    })
-}
-
-impl IkeSa {
-    fn answer_ike_rekey(
-        &mut self,
-        inner: &[Payload],
-        rng: &mut dyn Entropy,
-    ) -> (Vec<Payload>, Vec<SaEvent>) {
-        let refuse =
-            |n: u16, data: Vec<u8>| (vec![Payload::Notify(Notify::ike(n, data))], Vec::new());
-        let mut sa = None;
-        let mut nonce = None;
-        let mut ke = None;
-        for p in inner {
-            match p {
-                Payload::Sa(s) => sa = Some(s),
-                Payload::Nonce(n) => nonce = Some(n),
-                Payload::Ke { group, data } => ke = Some((*group, data)),
-                _ => {}
-            }
-        }
-        let (Some(sa), Some(ni), Some((group, kei))) = (sa, nonce, ke) else {
-            return refuse(nt::INVALID_SYNTAX, Vec::new());
-        };
-        if !(16..=256).contains(&ni.len()) {
-            return refuse(nt::INVALID_SYNTAX, Vec::new());
-        }
-        let Some(g) = DhGroup::from_number(group) else {
-            // Ask for X25519 (RFC 7296 1.3.2: INVALID_KE_PAYLOAD names the group we want).
-            return refuse(
-                nt::INVALID_KE_PAYLOAD,
-                DhGroup::Curve25519.number().to_be_bytes().to_vec(),
-            );
-        };
-        let Some((mut chosen, spi_i)) = ike_choice(sa, group) else {
-            return refuse(nt::NO_PROPOSAL_CHOSEN, Vec::new());
-        };
-        let mut spi_r = [0u8; 8];
-        while u64::from_be_bytes(spi_r) == 0 {
-            rng.fill(&mut spi_r);
-        }
-        let spi_r = u64::from_be_bytes(spi_r);
-        let mut nr = vec![0u8; self.cfg.nonce_len.clamp(16, 256)];
-        rng.fill(&mut nr);
-        let Ok(private) = DhPrivate::generate(g) else {
-            return refuse(nt::TEMPORARY_FAILURE, Vec::new());
-        };
-        let ker = private.public().to_vec();
-        let Ok(shared) = private.agree(kei) else {
-            return refuse(nt::INVALID_SYNTAX, Vec::new());
-        };
-        let Ok(keys) = derive_rekeyed(&self.keys.sk_d, &shared, ni, &nr, spi_i, spi_r) else {
-            return refuse(nt::TEMPORARY_FAILURE, Vec::new());
-        };
-        chosen.spi = spi_r.to_be_bytes().to_vec();
-        self.pending_ike = Some(Box::new(NewIke { spi_i, spi_r, keys }));
-        (
-            vec![
-                Payload::Sa(vec![chosen]),
-                Payload::Nonce(nr),
-                Payload::Ke { group, data: ker },
-            ],
-            vec![SaEvent::IkeRekeyed { spi_i, spi_r }],
-        )
-    }
-
-    /// Moves to the IKE SA the peer's rekey created; the old one answers only its Delete.
-    fn switch_to(&mut self, next: NewIke) {
-        let old = Prev {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            keys: std::mem::replace(&mut self.keys, next.keys),
-            initiator: self.initiator,
-            next_in: self.next_in,
-            iv: self.iv,
-            last_response: self.last_response.take(),
-        };
-        self.prev = Some(Box::new(old));
-        self.spi_i = next.spi_i;
-        self.spi_r = next.spi_r;
-        // The rekey's initiator is the new IKE SA's original initiator (RFC 7296 2.18).
-        self.initiator = false;
-        self.next_out = 0;
-        self.next_in = 0;
-        self.iv = 0;
-        // A request of ours outstanding on the old SA is started again on the new one.
-        if let Some(o) = self.outstanding.take() {
-            self.queue.push_front(o.request);
-        }
-    }
-}
-
-impl Prev {
-    /// The old IKE SA after a rekey: answers the peer's requests on it (its Delete: then gone).
-    fn on_message(
-        &mut self,
-        bytes: &[u8],
-        msg: &crate::decode::Message,
-    ) -> Result<(Vec<SaEvent>, bool), SaDrop> {
-        let h = msg.header;
-        if msg.is_response() {
-            return Err(SaDrop::UnexpectedResponse { got: h.msg_id });
-        }
-        let open = if self.initiator {
-            &self.keys.sk_er
-        } else {
-            &self.keys.sk_ei
-        };
-        if h.msg_id.wrapping_add(1) == self.next_in {
-            sk::open(bytes, msg, open).map_err(SaDrop::Undecryptable)?;
-            let ev = self.last_response.iter().cloned().map(SaEvent::Send);
-            return Ok((ev.collect(), false));
-        }
-        if h.msg_id != self.next_in {
-            return Err(SaDrop::RequestOutOfWindow {
-                got: h.msg_id,
-                expected: self.next_in,
-            });
-        }
-        let inner = sk::open(bytes, msg, open).map_err(SaDrop::Undecryptable)?;
-        let gone = inner.iter().any(|p| {
-            matches!(p, Payload::Unknown { kind, body } if *kind == pt::DELETE
-                && parse_delete(body).is_some_and(|(proto, _)| proto == protocol::IKE))
-        });
-        let header = Header {
-            spi_i: self.spi_i,
-            spi_r: self.spi_r,
-            exchange: h.exchange,
-            flags: if self.initiator { flags::INITIATOR } else { 0 } | flags::RESPONSE,
-            msg_id: h.msg_id,
-        };
-        self.iv += 1;
-        let seal = if self.initiator {
-            &self.keys.sk_ei
-        } else {
-            &self.keys.sk_er
-        };
-        let b = sk::seal(&header, &[], seal, self.iv).map_err(|_| SaDrop::Closed)?;
-        self.next_in = self.next_in.wrapping_add(1);
-        self.last_response = Some(b.clone());
-        Ok((vec![SaEvent::Send(b)], gone))
     }
 }

@@ -2,9 +2,16 @@
 //! a decoder on `ipsec-parser` into a typed view), the SK payload with AES-GCM-16-256
 //! (RFC 5282), the key schedule with PRF_HMAC_SHA2_256, DH groups 31 and 19 through ring, and
 //! the initiator's IKE_SA_INIT exchange as a state machine; second slice: IKE_AUTH with X.509
-//! certificates (RFC 7427 ECDSA P-256 signatures, the responder's certificate pinned or
-//! CA-signed) and the first child SA's SPIs and keys; the Configuration payload (RFC 7296
-//! 3.15) to ask the responder for the inner address (a "virtual IP").
+//! certificates (RFC 7427 signatures: ECDSA P-256 ours, ECDSA P-256, RSA or Ed25519 (RFC 8420,
+//! hash Identity announced) the responder's, its certificate pinned or CA-signed with any of
+//! these) and the first child SA's SPIs and keys; the Configuration payload (RFC 7296 3.15) to
+//! ask the responder for the inner address (a "virtual IP"); third: the established IKE SA
+//! ([`IkeSa`]): INFORMATIONAL liveness checks and deletes, CREATE_CHILD_SA rekeying of the
+//! child SA and of the IKE SA itself both ways (ours on a lifetime), rekey collisions decided
+//! by the nonce rule (RFC 7296 2.8.1, 2.8.2).
+//!
+//! Not here yet: PFS on child rekeys, more than one child SA, IKE fragmentation (RFC 7383),
+//! an Ed25519 credential of our own (the LM signs P-256 agent certificates).
 //!
 //! No IO: no sockets, files or clocks. Time comes in as `Instant`, randomness through
 //! [`Entropy`]; the caller sends what the state machine returns.

@@ -495,7 +495,15 @@ fn responder_rekeys_the_ike_sa_and_deletes_the_old_one() {
         ],
     );
     let ev = s.on_message(&req, t0, &mut rng).unwrap();
-    let [SaEvent::Send(resp), SaEvent::IkeRekeyed { spi_i, spi_r }] = &ev[..] else {
+    let [
+        SaEvent::Send(resp),
+        SaEvent::IkeRekeyed {
+            spi_i,
+            spi_r,
+            ours: false,
+        },
+    ] = &ev[..]
+    else {
         panic!("{ev:?}")
     };
     assert_eq!(*spi_i, new_spi_i);
@@ -541,7 +549,13 @@ fn responder_rekeys_the_ike_sa_and_deletes_the_old_one() {
         &[delete_body(protocol::IKE, &[])],
     );
     let ev = s.on_message(&del, t0, &mut rng).unwrap();
-    assert!(matches!(ev[..], [SaEvent::Send(_)]));
+    assert!(matches!(
+        ev[..],
+        [
+            SaEvent::Send(_),
+            SaEvent::OldIkeDeleted { spi_i: SPI_I, .. }
+        ]
+    ));
     assert!(!s.is_closed());
     assert!(
         s.on_message(&del, t0, &mut rng).is_err(),

@@ -1,7 +1,8 @@
 //! The established IKE SA's IO shell: a thread that feeds agent-ike's [`IkeSa`] with the IKE
 //! messages the ESP endpoint hands over (UDP 4500 behind the non-ESP marker), ticks its timers
 //! (liveness checks, retransmission), starts a rekey when the endpoint's [`SaStatus`] says a
-//! soft limit is reached, installs rekeyed SA pairs and removes deleted ones through the
+//! soft limit is reached, rekeys the IKE SA when its lifetime says so (the state machine's
+//! [`IkeSa::ike_rekey_due`]), installs rekeyed SA pairs and removes deleted ones through the
 //! endpoint's [`Command`] channel, and reports the tunnel's state. Does IO.
 //!
 //! Time here is the system's monotonic clock and randomness the system's (the thread outlives
@@ -44,6 +45,14 @@ pub struct LifeStats {
     pub deleted_children: u32,
     /// IKE SA rekeys the peer started and we answered.
     pub ike_rekeys: u32,
+    /// IKE SA rekeys we started and that completed (with our SA surviving).
+    pub ike_rekeys_ours: u32,
+    /// Old (or redundant) IKE SAs deleted after a rekey.
+    pub old_ike_deleted: u32,
+    /// Rekey collisions we lost (RFC 7296 2.8.1: our new child pair deleted).
+    pub collisions_lost: u32,
+    /// The IKE SA's SPIs after the latest IKE SA rekey (initiator's, responder's).
+    pub ike_spis: Option<(u64, u64)>,
     /// The SPI pairs installed after a rekey: (ours, the peer's).
     pub installed: Vec<(u32, u32)>,
 }
@@ -128,13 +137,39 @@ impl Life {
                 SaEvent::IkeDeleted => self.end(LinkState::DeletedByPeer),
                 SaEvent::PeerDead { tries } => self.end(LinkState::PeerDead { tries }),
                 SaEvent::RekeyRefused(n) => tracing::warn!(notify = n, "our rekey was refused"),
-                SaEvent::IkeRekeyed { spi_i, spi_r } => {
+                SaEvent::IkeRekeyed { spi_i, spi_r, ours } => {
                     tracing::info!(
                         spi_i = format_args!("{spi_i:016x}"),
                         spi_r = format_args!("{spi_r:016x}"),
-                        "the peer rekeyed the IKE SA"
+                        by = if ours { "us" } else { "the peer" },
+                        "IKE SA rekeyed"
                     );
-                    self.stats(|s| s.ike_rekeys += 1);
+                    self.stats(|s| {
+                        s.ike_spis = Some((spi_i, spi_r));
+                        if ours {
+                            s.ike_rekeys_ours += 1;
+                        } else {
+                            s.ike_rekeys += 1;
+                        }
+                    });
+                }
+                SaEvent::IkeRekeyRefused(n) => {
+                    tracing::warn!(notify = n, "our IKE SA rekey was refused; retrying later")
+                }
+                SaEvent::OldIkeDeleted { spi_i, spi_r } => {
+                    tracing::info!(
+                        spi_i = format_args!("{spi_i:016x}"),
+                        spi_r = format_args!("{spi_r:016x}"),
+                        "old IKE SA deleted"
+                    );
+                    self.stats(|s| s.old_ike_deleted += 1);
+                }
+                SaEvent::ChildCollisionLost { spi_in } => {
+                    tracing::info!(
+                        spi_in = format_args!("{spi_in:08x}"),
+                        "child rekey collision lost: deleting our redundant pair"
+                    );
+                    self.stats(|s| s.collisions_lost += 1);
                 }
             }
         }
@@ -191,6 +226,10 @@ impl Life {
                 tracing::info!("ESP soft lifetime reached: rekeying the child SA");
                 self.sa.start_rekey(&mut rng as &mut dyn Entropy);
                 rekey_not_before = now + Duration::from_secs(5);
+            }
+            if self.sa.ike_rekey_due(now) {
+                tracing::info!("IKE SA lifetime reached: rekeying the IKE SA");
+                self.sa.start_ike_rekey(&mut rng as &mut dyn Entropy, now);
             }
             let (ev, at) = self.sa.tick(now);
             next = at;

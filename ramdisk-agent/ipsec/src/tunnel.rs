@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use agent_esp::LifetimeLimits;
 use agent_esp::io::{Counters, Endpoint, EndpointConfig, SaStatus, TunDevice};
-use agent_ike::{ChildIds, Entropy, IkeSa, IkeSaConfig, RetransmitPolicy, TrafficSelector};
+use agent_ike::{
+    ChildIds, DhGroup, Entropy, IkeSa, IkeSaConfig, RetransmitPolicy, TrafficSelector,
+};
 use wg_tunnel::Ipv4Net;
 use wg_tunnel::ifconfig::{Ifconfig, netmask};
 
@@ -22,6 +24,9 @@ use crate::error::TunnelError;
 use crate::establish::{Handshake, IkeConfig, IkeSaInfo, establish};
 use crate::ike_life::{LifeStats, LinkState, Shared};
 use crate::plan;
+
+/// strongSwan's default IKE SA rekey time.
+pub const DEFAULT_IKE_REKEY: Duration = Duration::from_secs(4 * 3600);
 
 /// The established IKE SA's timers (see agent-ike's `IkeSa`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,15 +38,20 @@ pub struct LifeConfig {
     pub retransmit: RetransmitPolicy,
     /// How long a replaced inbound SA keeps accepting after its Delete.
     pub overlap: Duration,
+    /// Rekey our IKE SA this long after it was set up (and after each rekey); `None`: never
+    /// (the peer may still rekey it).
+    pub ike_rekey: Option<Duration>,
 }
 
 impl Default for LifeConfig {
-    /// strongSwan-like: a check after 30 s of silence, its retransmission schedule.
+    /// strongSwan-like: a check after 30 s of silence, its retransmission schedule, the IKE
+    /// SA rekeyed every 4 hours (strongSwan's default IKE rekey_time).
     fn default() -> Self {
         LifeConfig {
             dpd_idle: Duration::from_secs(30),
             retransmit: RetransmitPolicy::default(),
             overlap: Duration::from_secs(1),
+            ike_rekey: Some(DEFAULT_IKE_REKEY),
         }
     }
 }
@@ -105,6 +115,13 @@ impl Tunnel {
         clock: &dyn Clock,
         rng: &mut dyn Entropy,
     ) -> Result<Tunnel, TunnelError> {
+        // Our IKE SA rekey's KE: the group we prefer (a peer that wants another says so).
+        let group = cfg
+            .ike
+            .groups
+            .first()
+            .copied()
+            .unwrap_or(DhGroup::Curve25519);
         let est = establish(cfg.ike, clock, rng)?;
         let inner = est.inner;
         let routes = plan::routes(&est.child.remote_ts)?;
@@ -143,7 +160,7 @@ impl Tunnel {
             remote_ts: est.child.remote_ts.clone(),
             routes,
         };
-        let sa = IkeSa::new(
+        let mut sa = IkeSa::new(
             info.ike.spi_i,
             info.ike.spi_r,
             est.keys,
@@ -156,6 +173,9 @@ impl Tunnel {
             },
             clock.now(),
         );
+        if let Some(every) = life.ike_rekey {
+            sa = sa.with_ike_rekey(every, group);
+        }
         // est.child (and its ChildKeys) drops here: zeroized; the SAs hold ring's keys.
         drop(est.child);
         tracing::info!(

@@ -1,5 +1,5 @@
-//! A test PKI made with rcgen: a CA (P-256, self-signed) and the end-entity P-256 certificates
-//! it signs, as charon (x509/, x509ca/, private/) and agent-ike (DER, PKCS#8) load them.
+//! A test PKI made with rcgen: a CA (P-256 or Ed25519, self-signed) and the end-entity
+//! certificates (P-256 or Ed25519) it signs, as charon (x509/, x509ca/, private/) and agent-ike (DER, PKCS#8) load them.
 //! Shared by agent-ike's and agent-ipsec's strongSwan interop tests (`#[path]` include).
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
@@ -13,7 +13,12 @@ pub struct Ca {
 
 impl Ca {
     pub fn new(cn: &str) -> Ca {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        Ca::new_alg(cn, &rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    /// A CA whose key (and so whose certificate signatures) is of `alg`, e.g. Ed25519.
+    pub fn new_alg(cn: &str, alg: &'static rcgen::SignatureAlgorithm) -> Ca {
+        let key = KeyPair::generate_for(alg).unwrap();
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, cn);
         params
@@ -35,7 +40,17 @@ impl Ca {
 
     /// An end-entity P-256 certificate: (DER, PEM, PKCS#8 DER, key PEM).
     pub fn issue(&self, cn: &str, san: &str) -> (Vec<u8>, String, Vec<u8>, String) {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        self.issue_alg(cn, san, &rcgen::PKCS_ECDSA_P256_SHA256)
+    }
+
+    /// An end-entity certificate with a key of `alg` (e.g. Ed25519), like [`Ca::issue`].
+    pub fn issue_alg(
+        &self,
+        cn: &str,
+        san: &str,
+        alg: &'static rcgen::SignatureAlgorithm,
+    ) -> (Vec<u8>, String, Vec<u8>, String) {
+        let key = KeyPair::generate_for(alg).unwrap();
         let mut params = CertificateParams::new(vec![san.to_string()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         params
