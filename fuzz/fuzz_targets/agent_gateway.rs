@@ -13,7 +13,7 @@ use agent_core::http::parse_head;
 use agent_core::transfer::check_chunks_answer;
 use agent_core::tunnel_plan::check;
 use libfuzzer_sys::fuzz_target;
-use lm_api::{GatewaySpec, LeaseId};
+use lm_api::{GatewaySpec, LeaseId, Tunnel};
 
 fuzz_target!(|data: &[u8]| {
     let (first, second) = data.split_at(data.len() / 2);
@@ -24,9 +24,16 @@ fuzz_target!(|data: &[u8]| {
         wg_public_key: None,
     };
     let lm = Ipv4Addr::new(10, 63, 0, 1);
+    let tunnel = if data.len() % 2 == 1 {
+        Tunnel::Ipsec
+    } else {
+        Tunnel::Wireguard
+    };
     if let Ok(reg) = po_api::parse_body::<po_api::PeerRegistered>(first)
-        && let Ok(plan) = check(&spec, LeaseId::from_random(0xaa), "vm1", Some(lm), &reg)
+        && let Ok(plan) = check(&spec, LeaseId::from_random(0xaa), "vm1", tunnel, Some(lm), &reg)
     {
+        assert_eq!(plan.tunnel, tunnel);
+        assert_eq!(plan.gateway_key.is_some(), tunnel == Tunnel::Wireguard);
         assert!(plan.network.contains(plan.address));
         assert_ne!(plan.address, plan.gateway_address);
         for r in &plan.routes {

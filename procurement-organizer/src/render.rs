@@ -150,7 +150,8 @@ pub fn peer_list(peers: &[crate::gateway::peers::PeerEntry]) -> String {
                 p.lease.to_string(),
                 p.server.to_string(),
                 p.address.to_string(),
-                p.wg_public_key.to_string(),
+                p.wg_public_key
+                    .map_or_else(|| "- (IPsec)".into(), |k| k.to_string()),
                 timestamp(p.registered_ms),
             ]
         })

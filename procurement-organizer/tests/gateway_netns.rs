@@ -85,14 +85,14 @@ fn agent_node(r: &PeerRegistered, key: PrivateKey) -> NodeHandle {
             tun.add_route(net.addr(), net.prefix()).unwrap();
         }
     }
-    let gw = PublicKey::from_bytes(r.gateway_wg_public_key.0);
+    let gw = PublicKey::from_bytes(r.gateway_wg_public_key.expect("a WireGuard gateway sends its key").0);
     let node = Node::spawn(NodeConfig {
         private_key: key,
         listen: "0.0.0.0:0".parse().unwrap(),
         tun,
         peers: vec![PeerConfig {
             public_key: gw,
-            endpoint: Some(r.gateway_wg_endpoint.parse().unwrap()),
+            endpoint: Some(r.gateway_wg_endpoint.as_deref().unwrap().parse().unwrap()),
             allowed_ips: r.routes.iter().map(|n| (n.addr(), n.prefix())).collect(),
             persistent_keepalive: Some(r.keepalive_secs),
         }],
@@ -287,7 +287,7 @@ async fn agent_side(
     // Register, then build the tunnel with the answer.
     let wg_key = PrivateKey::generate_os();
     let body = serde_json::to_vec(&RegisterPeer {
-        wg_public_key: WgPublicKey(*wg_key.public_key().as_bytes()),
+        wg_public_key: Some(WgPublicKey(*wg_key.public_key().as_bytes())),
         host_root: Some(po_api::HostRoot::Tpm),
     })
     .unwrap();

@@ -15,15 +15,19 @@ use agent_core::dhcp_client::Lease;
 use agent_core::tunnel_plan::{self, TunnelPlan};
 use agent_core::{AgentArgs, Enrollment, LmHost, LogLevel, Next, Outcome, Policy, Sequence};
 use anyhow::{Context, anyhow};
-use lm_api::{AgentPhase, EnrollResponse, HardwareFacts, HelloResponse};
+use lm_api::{AgentPhase, EnrollResponse, HardwareFacts, HelloResponse, Tunnel};
 
 use crate::gateway::GatewayClient;
 use crate::hello::{self, Failure};
 use crate::https::{ClientIdentity, LmClient};
+use crate::ipsec_way::{self, IpsecWay};
+use crate::lease_way::LeaseWay;
 use crate::net::{dhcp, link};
 use crate::pid1::Mode;
+use crate::pinned::Pin;
+use crate::transfer::Way;
 use crate::tunnel::AgentTunnel;
-use crate::{console, facts, lease, modules, pid1, start, sys, transfer, tunnel};
+use crate::{console, facts, lease, modules, pid1, start, sys, transfer};
 use po_api::ImageRef;
 use sealed_image::VerifyingKey;
 
@@ -69,10 +73,12 @@ struct Agent<'a> {
     enrolled: Option<EnrollResponse>,
     /// The agent certificate and key, shared with the gateway client (from enrollment to wipe).
     identity: Option<ClientIdentity>,
+    /// The same certificate and key as the IKE credential (until an IPsec tunnel takes it).
+    ike: Option<ipsec_way::Credential>,
     /// The tenant gateway's client, the checked plan and the tunnel (leases with a gateway).
     gateway: Option<GatewayClient>,
     plan: Option<TunnelPlan>,
-    tunnel: Option<AgentTunnel>,
+    tunnel: Option<LeaseWay>,
     /// Transfer progress kept across attempts of the phase, and its result.
     resume: transfer::Resume,
     fetched: Option<transfer::Fetched>,
@@ -211,7 +217,12 @@ impl Agent<'_> {
                 let enrollment = self.enrollment.as_mut().ok_or_else(|| {
                     fail(Outcome::Fatal, anyhow!("no lm.lease on the command line"))
                 })?;
-                let (mtls, identity, answer) = lease::enroll(
+                let lease::Enrolled {
+                    lm: mtls,
+                    identity,
+                    ike,
+                    answer,
+                } = lease::enroll(
                     lm,
                     &args,
                     enrollment,
@@ -225,15 +236,17 @@ impl Agent<'_> {
                     answer.not_after_ms,
                 );
                 let detail = format!(
-                    "lease={} server={} serial={} not_after_ms={} heartbeat_secs={}",
+                    "lease={} server={} serial={} not_after_ms={} heartbeat_secs={} tunnel={}",
                     answer.lease,
                     answer.server,
                     answer.serial,
                     answer.not_after_ms,
-                    answer.heartbeat_secs
+                    answer.heartbeat_secs,
+                    answer.tunnel.as_str()
                 );
                 self.lm = Some(mtls);
                 self.identity = Some(identity);
+                self.ike = Some(ike);
                 self.enrolled = Some(answer);
                 Ok(detail)
             }
@@ -274,27 +287,62 @@ impl Agent<'_> {
                 .as_ref()
                 .ok_or_else(|| fail(Outcome::Fatal, anyhow!("no agent certificate")))?;
             let client = GatewayClient::new(&spec, identity)?;
-            let key = wg_tunnel::PrivateKey::generate_os();
-            let registered =
-                client.register(*key.public_key().as_bytes(), hello::timeouts(remaining))?;
+            let kind = enrolled.tunnel;
+            let wg_key = (kind == Tunnel::Wireguard).then(wg_tunnel::PrivateKey::generate_os);
+            let registered = client.register(
+                wg_key.as_ref().map(|k| *k.public_key().as_bytes()),
+                hello::timeouts(remaining),
+            )?;
             let lm_ip = match self.args()?.lm_url.host() {
                 LmHost::Ip(ip) => Some(*ip),
                 LmHost::Name(_) => None,
             };
-            let plan =
-                tunnel_plan::check(&spec, enrolled.lease, &enrolled.server, lm_ip, &registered)
-                    .map_err(|e| {
+            let plan = tunnel_plan::check(
+                &spec,
+                enrolled.lease,
+                &enrolled.server,
+                kind,
+                lm_ip,
+                &registered,
+            )
+            .map_err(|e| {
+                fail(
+                    Outcome::Fatal,
+                    anyhow::Error::new(e).context("refusing the gateway's registration answer"),
+                )
+            })?;
+            let way = match wg_key {
+                Some(key) => LeaseWay::Wireguard(Box::new(
+                    AgentTunnel::build(&plan, key)
+                        .map_err(|e| fail(Outcome::Fatal, e.context("building the tunnel")))?,
+                )),
+                None => {
+                    let local = self
+                        .lease
+                        .as_ref()
+                        .map(|l| l.address)
+                        .ok_or_else(|| fail(Outcome::Fatal, anyhow!("no DHCP lease")))?;
+                    let pin: Pin = spec.tls_cert_sha256.parse().map_err(|e| {
                         fail(
                             Outcome::Fatal,
-                            anyhow::Error::new(e)
-                                .context("refusing the gateway's registration answer"),
+                            anyhow::Error::new(e).context("gateway.tls_cert_sha256"),
                         )
                     })?;
-            let tunnel = AgentTunnel::build(&plan, key)
-                .map_err(|e| fail(Outcome::Fatal, e.context("building the tunnel")))?;
+                    let credential = self
+                        .ike
+                        .take()
+                        .ok_or_else(|| fail(Outcome::Fatal, anyhow!("no IKE credential")))?;
+                    LeaseWay::Ipsec(Box::new(IpsecWay::new(
+                        plan.clone(),
+                        local,
+                        pin.bytes(),
+                        credential,
+                    )))
+                }
+            };
             self.gateway = Some(client);
             self.plan = Some(plan);
-            self.tunnel = Some(tunnel);
+            self.tunnel = Some(way);
         }
         let (Some(tunnel), Some(plan), Some(client)) = (&self.tunnel, &self.plan, &self.gateway)
         else {
@@ -304,11 +352,12 @@ impl Agent<'_> {
             .ensure_up(bounded(TUNNEL, remaining))
             .map_err(|e| fail(Outcome::Transient, e))?;
         Ok(format!(
-            "gateway={} tunnel_address={} endpoint={} handshake_ms={}",
+            "gateway={} tunnel_address={} endpoint={} handshake_ms={} {}",
             client.register_url(),
             plan.address,
             plan.gateway_endpoint,
-            took.as_millis()
+            took.as_millis(),
+            tunnel.describe()
         ))
     }
 
@@ -335,9 +384,9 @@ impl Agent<'_> {
                     anyhow::Error::new(e).context(format!("the lease's image {image:?}")),
                 )
             })?;
-            let fetch_key = |image, epoch| {
-                client.fetch_key(plan, tunnel::DEVICE, image, epoch, hello::timeouts(None))
-            };
+            let device = tunnel.device().unwrap_or_default();
+            let fetch_key =
+                |image, epoch| client.fetch_key(plan, device, image, epoch, hello::timeouts(None));
             let src = transfer::Source {
                 way: tunnel,
                 store: plan.store,
@@ -503,7 +552,8 @@ impl Agent<'_> {
     /// Closes the tunnel and drops the gateway session and the RAM copy of the image; the
     /// stored image and its start-up key stay (before kexec, and for a reboot in the lease).
     fn close_tenant_session(&mut self) -> String {
-        let tunnel = self.tunnel.take().map(AgentTunnel::shutdown).is_some();
+        let tunnel = self.tunnel.take().map(LeaseWay::shutdown).is_some();
+        self.ike = None;
         self.gateway = None;
         self.plan = None;
         self.identity = None;
@@ -614,6 +664,7 @@ pub fn run(opts: Options, set_level: &dyn Fn(LogLevel)) -> String {
         agent_key: None,
         enrolled: None,
         identity: None,
+        ike: None,
         gateway: None,
         plan: None,
         tunnel: None,

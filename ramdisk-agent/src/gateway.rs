@@ -99,10 +99,11 @@ impl GatewayClient {
         }
     }
 
-    /// `POST /v1/peers`: registers the agent's WireGuard public key.
+    /// `POST /v1/peers`: registers the agent, with its WireGuard public key for a WireGuard
+    /// lease, without one for an IPsec lease (the certificate is the IKE credential).
     pub fn register(
         &self,
-        wg_public_key: [u8; 32],
+        wg_public_key: Option<[u8; 32]>,
         t: Timeouts,
     ) -> Result<PeerRegistered, Failure> {
         let transient = |e: anyhow::Error| failure(Outcome::Transient, e);
@@ -124,7 +125,7 @@ impl GatewayClient {
             po_api::HostRoot::Weak
         };
         let body = serde_json::to_vec(&RegisterPeer {
-            wg_public_key: po_api::WgPublicKey(wg_public_key),
+            wg_public_key: wg_public_key.map(po_api::WgPublicKey),
             host_root: Some(host_root),
         })
         .map_err(|e| failure(Outcome::Fatal, e.into()))?;

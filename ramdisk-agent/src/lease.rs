@@ -54,18 +54,30 @@ impl AgentKey {
     }
 }
 
+/// What a successful enrollment gives the agent.
+#[derive(Debug)]
+pub struct Enrolled {
+    /// A client for the same LM that presents the new agent certificate.
+    pub lm: LmClient,
+    /// That certificate with its key, for the tenant gateway's TLS services.
+    pub identity: ClientIdentity,
+    /// The same certificate and key as the IKEv2 credential (an IPsec lease's tunnel).
+    pub ike: crate::ipsec_way::Credential,
+    /// The LM's answer, its `cert_pem` emptied (the certificate now lives in the identities).
+    pub answer: EnrollResponse,
+}
+
 /// `POST /v1/agent/enroll` without a client certificate: the CSR of `key` (generated on the
-/// first attempt) and the token from the command line. On success returns a client for the
-/// same LM that presents the new agent certificate, that certificate with its key (for the
-/// tenant gateway), and the LM's answer (its `cert_pem` emptied: the certificate now lives in
-/// the identity); `key` is consumed then. The token is wiped once the LM has spent it.
+/// first attempt) and the token from the command line. On success `key` is consumed (its
+/// only copies are inside the returned identities). The token is wiped once the LM has spent
+/// it.
 pub fn enroll(
     lm: &LmClient,
     args: &AgentArgs,
     enrollment: &mut Enrollment,
     key: &mut Option<AgentKey>,
     t: Timeouts,
-) -> Result<(LmClient, ClientIdentity, EnrollResponse), Failure> {
+) -> Result<Enrolled, Failure> {
     if enrollment.token.is_wiped() {
         return Err(fatal(anyhow!(
             "the enrollment token for {} was already used; a new boot brings a new one",
@@ -100,10 +112,36 @@ pub fn enroll(
     };
     let identity = ClientIdentity::new(&answer.cert_pem, lm_pki::private_key_der(&pending.key))
         .map_err(unusable)?;
+    let ike = ike_credential(&answer.cert_pem, &pending.key).map_err(|e| {
+        fatal(e.context(format!(
+            "using the certificate {} as the IKE credential",
+            answer.serial
+        )))
+    })?;
     let mtls = lm.with_identity(&identity).map_err(unusable)?;
     *key = None;
     answer.cert_pem = String::new();
-    Ok((mtls, identity, answer))
+    Ok(Enrolled {
+        lm: mtls,
+        identity,
+        ike,
+        answer,
+    })
+}
+
+/// The agent certificate (PEM) and its key as the IKE credential (the PKCS#8 copy made for
+/// it is zeroed when the credential goes).
+fn ike_credential(
+    cert_pem: &str,
+    key: &lm_pki::KeyPair,
+) -> anyhow::Result<crate::ipsec_way::Credential> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let cert = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .next()
+        .ok_or_else(|| anyhow!("no PEM certificate"))??;
+    let pkcs8 = zeroize::Zeroizing::new(lm_pki::private_key_der(key).secret_der().to_vec());
+    crate::ipsec_way::Credential::new(cert.to_vec(), pkcs8)
 }
 
 /// Sends a heartbeat every interval until the LM answers `release`, or refuses three in a row

@@ -157,7 +157,9 @@ fn enroll_heartbeat_release_and_wipe_with_the_agent_certificate() {
     let mut key = None;
     assert!(!lm.has_client_cert());
 
-    let (mtls, _identity, answer) = enroll(&lm, &args, &mut enrollment, &mut key, T).unwrap();
+    let super::Enrolled {
+        lm: mtls, answer, ..
+    } = enroll(&lm, &args, &mut enrollment, &mut key, T).unwrap();
     assert!(mtls.has_client_cert());
     assert_eq!(
         (
@@ -286,7 +288,7 @@ fn a_retry_after_a_lost_answer_sends_the_same_key_and_token() {
     let f = enroll(&lm, &args, &mut enrollment, &mut key, T).unwrap_err();
     assert_eq!((f.outcome, f.lm_answered), (Outcome::Transient, false));
     assert!(!enrollment.token.is_wiped() && key.is_some());
-    let (mtls, _, _) = enroll(&lm, &args, &mut enrollment, &mut key, T).unwrap();
+    let mtls = enroll(&lm, &args, &mut enrollment, &mut key, T).unwrap().lm;
     assert!(mtls.has_client_cert() && enrollment.token.is_wiped());
     let seen = server.join().unwrap();
     let reqs: Vec<EnrollRequest> = seen

@@ -54,6 +54,11 @@ impl std::str::FromStr for Pin {
 }
 
 impl Pin {
+    /// The SHA-256 digest itself.
+    pub fn bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
     /// The pin of `der`.
     pub fn of(der: &[u8]) -> Self {
         let d = ring::digest::digest(&ring::digest::SHA256, der);

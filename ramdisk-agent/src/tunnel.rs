@@ -39,6 +39,9 @@ impl AgentTunnel {
     /// handshake with the gateway at once). `key` is the private half of the key the agent
     /// registered.
     pub fn build(plan: &TunnelPlan, key: PrivateKey) -> anyhow::Result<Self> {
+        let gateway = plan
+            .gateway_key
+            .context("the plan names no WireGuard key for the gateway (not a WireGuard lease)")?;
         let tun = Tun::create(DEVICE).with_context(|| format!("creating TUN device {DEVICE}"))?;
         tun.set_ipv4(plan.address, plan.network.prefix())
             .with_context(|| {
@@ -54,7 +57,7 @@ impl AgentTunnel {
             tun.add_route(net.addr(), net.prefix())
                 .with_context(|| format!("routing {net} into the tunnel"))?;
         }
-        let gateway = PublicKey::from_bytes(plan.gateway_key.0);
+        let gateway = PublicKey::from_bytes(gateway.0);
         let peer = PeerConfig {
             public_key: gateway,
             endpoint: Some((*plan.gateway_endpoint.ip(), plan.gateway_endpoint.port()).into()),

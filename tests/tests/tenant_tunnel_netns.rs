@@ -51,25 +51,14 @@ struct Sealed {
 
 /// Seals a 25 MiB image (every chunk full) with `marker` planted in its kernel and initramfs.
 fn seal(w: &World, marker: &str) -> Sealed {
-    let plain = w.dir.join("plain");
-    std::fs::create_dir_all(&plain).unwrap();
     let m = marker.as_bytes();
     let at = [0, 5 << 20, (12 << 20) + 7, KERNEL_LEN - m.len()];
-    std::fs::write(plain.join("vmlinuz"), plaintext(KERNEL_LEN, m, &at)).unwrap();
-    let initrd = plaintext(INITRD_LEN, m, &[INITRD_LEN / 2]);
-    std::fs::write(plain.join("initrd.img"), initrd).unwrap();
-    let path = |f: &str| plain.join(f).display().to_string();
-    let e =
-        w.po.json(&[
-            "images",
-            "seal",
-            "--kernel",
-            &path("vmlinuz"),
-            "--initramfs",
-            &path("initrd.img"),
-            "--cmdline",
+    let e = w
+        .seal(
+            &plaintext(KERNEL_LEN, m, &at),
+            &plaintext(INITRD_LEN, m, &[INITRD_LEN / 2]),
             "console=ttyS0 panic=-1",
-        ])
+        )
         .expect("images seal");
     let id = e["id"].as_str().expect("image id").to_string();
     let store = w.po.state_dir.join("images");

@@ -48,7 +48,10 @@ mod tests {
         assert!(reg(r#"{"wg_public_key":"AAAA"}"#).contains("wg_public_key"));
         assert!(reg(&format!(r#"{{"wg_public_key":"{key}","lease":"l-1"}}"#)).contains("lease"));
         assert!(reg(&format!(r#"{{"wg_public_key":"{key}"}} {{}}"#)).contains("trailing"));
-        assert!(reg(r#"{}"#).contains("wg_public_key"));
+        // No key at all is an IPsec registration; a null or empty one is not a key.
+        let ipsec = parse_body::<RegisterPeer>(b"{}").unwrap();
+        assert_eq!(ipsec.wg_public_key, None);
+        assert!(reg(r#"{"wg_public_key":""}"#).contains("wg_public_key"));
         assert!(reg("").contains("empty"));
         assert!(reg("null").contains("invalid"));
         assert!(reg(&"[".repeat(3000)).contains("invalid"));

@@ -1,7 +1,8 @@
-//! Peer registration: the agent sends its WireGuard public key over mutual TLS with its
-//! LM-signed certificate (which names its lease and server); the gateway answers with the
-//! agent's single tunnel address and everything needed to build the tunnel and use the
-//! services behind it.
+//! Peer registration: the agent registers over mutual TLS with its LM-signed certificate (which
+//! names its lease and server) - with its WireGuard public key for a WireGuard lease, without
+//! one for an IPsec lease (the certificate itself is the IKE credential); the gateway answers
+//! with the agent's single tunnel address and everything needed to build the tunnel and use
+//! the services behind it.
 
 use std::net::Ipv4Addr;
 
@@ -15,8 +16,10 @@ use crate::{ImageSigningKey, Ipv4Net, WgPublicKey};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterPeer {
-    /// The agent's WireGuard public key (its private key stays in the agent's RAM).
-    pub wg_public_key: WgPublicKey,
+    /// The agent's WireGuard public key (its private key stays in the agent's RAM); absent for
+    /// an IPsec lease, where the agent authenticates IKE with its LM certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wg_public_key: Option<WgPublicKey>,
     /// The root the server's start-up key will be bound to; absent (an older agent) counts as
     /// weak. A gateway with `require_tpm` refuses anything but `tpm` (`weak-host-root`). The
     /// agent's word, as trustworthy as the LM-certified agent itself (no attestation).
@@ -59,10 +62,17 @@ pub struct PeerRegistered {
     /// The gateway's own address in the tunnel.
     pub gateway_tunnel_address: Ipv4Addr,
     /// The gateway's WireGuard public key: must equal `GatewaySpec.wg_public_key` from the
-    /// enrollment answer.
-    pub gateway_wg_public_key: WgPublicKey,
-    /// Where the gateway's WireGuard listens, `host:port`.
-    pub gateway_wg_endpoint: String,
+    /// enrollment answer (WireGuard gateways).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_wg_public_key: Option<WgPublicKey>,
+    /// Where the gateway's WireGuard listens, `host:port` (WireGuard gateways).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_wg_endpoint: Option<String>,
+    /// Where the gateway's IKEv2 responder listens, `A.B.C.D:500` (IPsec gateways). The agent
+    /// authenticates it by the same pinned certificate as this TLS service, and must propose
+    /// exactly `tunnel_address` as its inner address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_ike_endpoint: Option<String>,
     /// Networks the agent routes into the tunnel (allowed IPs of the gateway peer): the
     /// tunnel network and the tenant's private networks.
     pub routes: Vec<Ipv4Net>,
@@ -90,8 +100,9 @@ mod tests {
             tunnel_address: Ipv4Addr::new(10, 99, 0, 2),
             tunnel_network: "10.99.0.0/24".parse().unwrap(),
             gateway_tunnel_address: Ipv4Addr::new(10, 99, 0, 1),
-            gateway_wg_public_key: WgPublicKey([1; 32]),
-            gateway_wg_endpoint: "10.77.0.2:51820".into(),
+            gateway_wg_public_key: Some(WgPublicKey([1; 32])),
+            gateway_wg_endpoint: Some("10.77.0.2:51820".into()),
+            gateway_ike_endpoint: None,
             routes: vec![
                 "10.99.0.0/24".parse().unwrap(),
                 "172.30.0.0/24".parse().unwrap(),
@@ -106,7 +117,7 @@ mod tests {
     #[test]
     fn register_golden_json() {
         let r = RegisterPeer {
-            wg_public_key: WgPublicKey([0; 32]),
+            wg_public_key: Some(WgPublicKey([0; 32])),
             host_root: None,
         };
         let j = serde_json::to_string(&r).unwrap();
@@ -123,6 +134,29 @@ mod tests {
         assert!(j.ends_with(r#","host_root":"tpm"}"#), "{j}");
         assert_eq!(serde_json::from_str::<RegisterPeer>(&j).unwrap(), t);
         assert!(serde_json::from_str::<RegisterPeer>(&j.replace("\"tpm\"", "\"tmp\"")).is_err());
+        // An IPsec registration: no key at all.
+        let ipsec = RegisterPeer {
+            wg_public_key: None,
+            host_root: Some(HostRoot::Weak),
+        };
+        let j = serde_json::to_string(&ipsec).unwrap();
+        assert_eq!(j, r#"{"host_root":"weak"}"#);
+        assert_eq!(serde_json::from_str::<RegisterPeer>(&j).unwrap(), ipsec);
+    }
+
+    #[test]
+    fn registered_ipsec_golden_json() {
+        let r = PeerRegistered {
+            gateway_wg_public_key: None,
+            gateway_wg_endpoint: None,
+            gateway_ike_endpoint: Some("10.77.0.2:500".into()),
+            keepalive_secs: 0,
+            ..sample()
+        };
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(!j.contains("gateway_wg"), "{j}");
+        assert!(j.contains(r#""gateway_ike_endpoint":"10.77.0.2:500""#), "{j}");
+        assert_eq!(crate::parse_body::<PeerRegistered>(j.as_bytes()).unwrap(), r);
     }
 
     #[test]

@@ -315,21 +315,32 @@ pub fn check_gateway_tunnel(runs: Tunnel, asked: Tunnel) -> Result<(), Refusal> 
 }
 
 /// Whether the agent of `cert` may register a WireGuard peer at a gateway running `runs`:
-/// the gateway runs WireGuard, then [`admit`], then the lease asked for WireGuard (record and
-/// LM). Returns the LM's view of the lease.
+/// [`admit_registration`] for WireGuard.
 pub fn admit_wireguard<'a>(
     cert: &AgentCert,
     runs: Tunnel,
     f: &Facts<'a>,
 ) -> Result<&'a LeaseView, Refusal> {
-    check_gateway_tunnel(runs, Tunnel::Wireguard)?;
+    admit_registration(cert, runs, Tunnel::Wireguard, f)
+}
+
+/// Whether the agent of `cert` may register for a tunnel of kind `asked` (a WireGuard key, or
+/// none for IPsec) at a gateway running `runs`: the gateway runs that tunnel, then [`admit`],
+/// then the lease asked for it (record and LM). Returns the LM's view of the lease.
+pub fn admit_registration<'a>(
+    cert: &AgentCert,
+    runs: Tunnel,
+    asked: Tunnel,
+    f: &Facts<'a>,
+) -> Result<&'a LeaseView, Refusal> {
+    check_gateway_tunnel(runs, asked)?;
     let lease = admit(cert, f)?;
     let requested = f
         .record
         .approved(cert.lease)
         .map(|r| r.tunnel)
         .map_err(|_| Refusal::NotApproved { lease: cert.lease })?;
-    check_tunnel(lease.id, requested, lease.tunnel, Tunnel::Wireguard)?;
+    check_tunnel(lease.id, requested, lease.tunnel, asked)?;
     Ok(lease)
 }
 

@@ -143,13 +143,16 @@ impl GatewayIdentity {
             .context("the gateway's TLS key is not a PEM private key")
     }
 
-    /// The gateway as lease requests name it.
+    /// The gateway as lease requests name it: the WireGuard endpoint and key only when it
+    /// runs WireGuard (an IPsec agent authenticates the IKE responder by the same pinned
+    /// certificate as the registration service).
     pub fn spec(&self, cfg: &GatewayConfig) -> lm_api::GatewaySpec {
+        let wireguard = cfg.tunnel == crate::config::TunnelMode::Wireguard;
         lm_api::GatewaySpec {
             register_url: cfg.register_url.clone(),
             tls_cert_sha256: self.cert_sha256.clone(),
-            wg_endpoint: Some(cfg.wg_endpoint.clone()),
-            wg_public_key: Some(self.wg_public.to_base64()),
+            wg_endpoint: wireguard.then(|| cfg.wg_endpoint.clone()),
+            wg_public_key: wireguard.then(|| self.wg_public.to_base64()),
         }
     }
 

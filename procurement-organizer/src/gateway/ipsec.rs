@@ -373,7 +373,14 @@ impl IpsecGateway {
         let now = now_unix();
         let mut plan = self.base.clone();
         let mut report = SyncReport::default();
-        for p in swanctl::admitted_peers(&record, &leases, &gw.tenant) {
+        let registered = gw.peer_table().await;
+        for mut p in swanctl::admitted_peers(&record, &leases, &gw.tenant) {
+            // A registered agent gets exactly its tunnel address (no pool).
+            p.address = registered
+                .peers()
+                .iter()
+                .find(|r| r.lease.to_string() == p.lease && r.server.as_str() == p.server)
+                .map(|r| r.address);
             match swanctl::check_peer(&plan, &p) {
                 Ok(()) => plan.peers.push(p),
                 Err(e) => {
@@ -498,14 +505,15 @@ impl IpsecGateway {
     }
 }
 
-/// The IPsec watcher: a sync every `lm_poll_secs`.
+/// The IPsec watcher: a sync every `lm_poll_secs`, and at once when a registration asks
+/// (`Gateway::config_sync`), which it answers after the sync loaded.
 pub async fn watch(ipsec: Arc<IpsecGateway>, gw: Arc<Gateway>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(gw.cfg.lm_poll_secs));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let every = Duration::from_secs(gw.cfg.lm_poll_secs);
     loop {
-        tick.tick().await;
-        if let Err(e) = ipsec.sync(&gw).await {
-            tracing::warn!(error = %e, "cannot bring strongSwan up to date");
+        let upto = gw.config_sync.next(every).await;
+        match ipsec.sync(&gw).await {
+            Ok(_) => gw.config_sync.loaded(upto),
+            Err(e) => tracing::warn!(error = %e, "cannot bring strongSwan up to date"),
         }
     }
 }

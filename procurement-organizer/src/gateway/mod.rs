@@ -2,6 +2,7 @@
 //! service and image store behind the tunnel, and the watcher that follows the Lease Manager.
 
 pub mod approval;
+pub mod config_sync;
 pub mod http;
 pub mod identity;
 pub mod ipsec;

@@ -1,5 +1,6 @@
-//! The gateway's peer table: one WireGuard peer per (lease, server), each with a single tunnel
-//! address from the tunnel network. Pure; the shell persists it (`<state>/gateway/peers.json`)
+//! The gateway's peer table: one peer per (lease, server), each with a single tunnel address
+//! from the tunnel network and, at a WireGuard gateway, its WireGuard key (an IPsec peer has
+//! none: its LM certificate is its IKE credential, and the address becomes its only TSi). Pure; the shell persists it (`<state>/gateway/peers.json`)
 //! before it answers, and re-adds every peer to WireGuard after a restart.
 //!
 //! Allocation: the lowest free host address, never the network address, the gateway's own
@@ -19,7 +20,9 @@ use serde::{Deserialize, Serialize};
 pub struct PeerEntry {
     pub lease: LeaseId,
     pub server: Name,
-    pub wg_public_key: WgPublicKey,
+    /// The WireGuard key (WireGuard gateways; absent for IPsec peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wg_public_key: Option<WgPublicKey>,
     pub address: Ipv4Addr,
     /// Unix ms of the last registration.
     pub registered_ms: u64,
@@ -40,7 +43,8 @@ pub struct Registered {
     pub entry: PeerEntry,
     /// The server's previous key, to remove from WireGuard (a re-registration).
     pub replaced: Option<WgPublicKey>,
-    /// The same server registered the same key again: WireGuard already has the peer.
+    /// The same server registered the same key (or again no key) again: WireGuard already
+    /// has the peer.
     pub unchanged: bool,
 }
 
@@ -91,18 +95,18 @@ impl PeerTable {
             && Some(ip) != self.network.nth(last)
     }
 
-    /// Registers `key` for (lease, server) at `now_ms`.
+    /// Registers (lease, server) with `key` (`None`: an IPsec peer) at `now_ms`.
     pub fn register(
         &mut self,
         lease: LeaseId,
         server: &Name,
-        key: WgPublicKey,
+        key: Option<WgPublicKey>,
         now_ms: u64,
     ) -> Result<Registered, PeerError> {
-        if let Some(other) = self
-            .peers
-            .iter()
-            .find(|p| p.wg_public_key == key && !(p.lease == lease && &p.server == server))
+        if let Some(key) = key
+            && let Some(other) = self.peers.iter().find(|p| {
+                p.wg_public_key == Some(key) && !(p.lease == lease && &p.server == server)
+            })
         {
             return Err(PeerError::KeyInUse {
                 key,
@@ -119,7 +123,7 @@ impl PeerTable {
             p.registered_ms = now_ms;
             return Ok(Registered {
                 entry: p.clone(),
-                replaced: (old != key).then_some(old),
+                replaced: old.filter(|o| Some(*o) != key),
                 unchanged: old == key,
             });
         }
@@ -192,7 +196,8 @@ impl PeerTable {
                     p.address
                 ));
             }
-            if !keys.insert(p.wg_public_key) || !names.insert((p.lease, p.server.clone())) {
+            let key_twice = p.wg_public_key.is_some_and(|k| !keys.insert(k));
+            if key_twice || !names.insert((p.lease, p.server.clone())) {
                 return Err(format!("peer {} of {} is listed twice", p.server, p.lease));
             }
         }
@@ -215,8 +220,8 @@ mod tests {
         format!("vm{i}").parse().unwrap()
     }
 
-    fn key(i: u8) -> WgPublicKey {
-        WgPublicKey([i; 32])
+    fn key(i: u8) -> Option<WgPublicKey> {
+        Some(WgPublicKey([i; 32]))
     }
 
     #[test]
@@ -248,7 +253,7 @@ mod tests {
         t.register(l, &name(2), key(2), 1).unwrap();
         let again = t.register(l, &name(1), key(3), 2).unwrap();
         assert_eq!(again.entry.address, first.entry.address);
-        assert_eq!(again.replaced, Some(key(1)));
+        assert_eq!(again.replaced, key(1));
         let same = t.register(l, &name(1), key(3), 3).unwrap();
         assert_eq!((same.replaced, same.unchanged), (None, true));
         assert!(!again.unchanged);
@@ -256,6 +261,13 @@ mod tests {
         assert!(matches!(stolen, PeerError::KeyInUse { .. }), "{stolen}");
         assert_eq!(t.address_of(l, &name(1)), Some(first.entry.address));
         assert_eq!(t.remove_server(l, &name(1)).unwrap().wg_public_key, key(3));
+        // IPsec peers have no key: any number of them, each with its own address.
+        let a = t.register(l, &name(7), None, 5).unwrap();
+        let b = t.register(l, &name(8), None, 5).unwrap();
+        assert_ne!(a.entry.address, b.entry.address);
+        let again = t.register(l, &name(7), None, 6).unwrap();
+        assert_eq!(again.entry.address, a.entry.address);
+        assert!(again.unchanged && again.replaced.is_none());
         assert_eq!(t.address_of(l, &name(1)), None);
         t.check(t.network(), Ipv4Addr::new(10, 99, 0, 1)).unwrap();
         assert!(

@@ -17,6 +17,7 @@ use po_api::{
 use tokio::sync::Mutex;
 
 use super::approval::{self, AgentCert, CrlState, Facts, Refusal};
+use super::config_sync::ConfigSync;
 use super::peers::{PeerError, PeerTable};
 use super::source::{LmSource, WgPeers};
 use super::trust::CrlCache;
@@ -72,7 +73,12 @@ pub struct Gateway {
     pub crl: CrlCache,
     peers: Mutex<PeerTable>,
     state_dir: PathBuf,
+    /// Registration to the IPsec watcher (unused at a WireGuard gateway).
+    pub config_sync: ConfigSync,
 }
+
+/// How long an IPsec registration waits for strongSwan to load the agent's connection.
+const CONFIG_LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,7 +108,10 @@ impl Gateway {
     pub fn start(p: GatewayParts) -> anyhow::Result<Self> {
         let table = super::peers_file::load(&p.state_dir, &p.cfg)?;
         for peer in table.peers() {
-            p.wg.add_peer(&peer.wg_public_key, peer.address)
+            let Some(key) = &peer.wg_public_key else {
+                continue;
+            };
+            p.wg.add_peer(key, peer.address)
                 .map_err(|e| {
                     anyhow::anyhow!("re-adding peer {} of {}: {e}", peer.server, peer.lease)
                 })?;
@@ -120,6 +129,7 @@ impl Gateway {
             crl: p.crl,
             peers: Mutex::new(table),
             state_dir: p.state_dir,
+            config_sync: ConfigSync::default(),
         })
     }
 
@@ -180,8 +190,10 @@ impl Gateway {
         }
     }
 
-    /// `POST /v1/peers`: admits the agent of `peer` (a lease that asked for WireGuard, at a
-    /// gateway that runs it) and adds its WireGuard peer.
+    /// `POST /v1/peers`: admits the agent of `peer` (a lease that asked for this gateway's
+    /// tunnel) and gives it its tunnel address: with a WireGuard key, adds its WireGuard peer;
+    /// without one (IPsec), has strongSwan's configuration reloaded with a connection that
+    /// admits exactly that address for this agent's certificate before answering.
     pub async fn register(
         &self,
         peer: &PeerCert,
@@ -189,9 +201,13 @@ impl Gateway {
     ) -> Result<PeerRegistered, Denial> {
         let cert = approval::agent_of(peer).inspect_err(|r| refused("register", None, r))?;
         let runs = self.runs();
+        let asked = match req.wg_public_key {
+            Some(_) => Tunnel::Wireguard,
+            None => Tunnel::Ipsec,
+        };
         let decided = self
             .decide(&cert, |f| {
-                approval::admit_wireguard(&cert, runs, f).map(|_| ())
+                approval::admit_registration(&cert, runs, asked, f).map(|_| ())
             })
             .await;
         if let Err(d) = &decided {
@@ -234,14 +250,16 @@ impl Gateway {
             })?;
         self.persist(&next)?;
         let applied = (|| {
+            let Some(key) = &reg.entry.wg_public_key else {
+                return Ok(());
+            };
             if reg.unchanged {
                 return Ok(());
             }
             if let Some(old) = reg.replaced {
                 self.wg.remove_peer(&old)?;
             }
-            self.wg
-                .add_peer(&reg.entry.wg_public_key, reg.entry.address)
+            self.wg.add_peer(key, reg.entry.address)
         })();
         if let Err(e) = applied {
             let _ = self.persist(&table);
@@ -251,19 +269,39 @@ impl Gateway {
         }
         *table = next;
         drop(table);
+        if asked == Tunnel::Ipsec
+            && let Err(e) = self.config_sync.request_and_wait(CONFIG_LOAD_WAIT).await
+        {
+            // The peer stays registered; the agent's retry finds the connection loaded.
+            let d = Denial {
+                code: ErrorCode::Unavailable,
+                reason: "ipsec-not-loaded",
+                message: format!(
+                    "registered with tunnel address {}, but strongSwan's configuration was not reloaded yet: {e}; retry",
+                    reg.entry.address
+                ),
+            };
+            log_denial("register", &cert, None, &d);
+            return Err(d);
+        }
         tracing::info!(
             lease = %cert.lease, server = %cert.server, address = %reg.entry.address,
-            wg_key = %reg.entry.wg_public_key, replaced = reg.replaced.is_some(),
+            tunnel = asked.as_str(),
+            wg_key = %reg.entry.wg_public_key.map_or("none".into(), |k| k.to_string()),
+            replaced = reg.replaced.is_some(),
             "peer registered"
         );
+        let wireguard = asked == Tunnel::Wireguard;
         Ok(PeerRegistered {
             lease: cert.lease,
             server: cert.server,
             tunnel_address: reg.entry.address,
             tunnel_network: self.cfg.tunnel_network,
             gateway_tunnel_address: self.cfg.tunnel_address,
-            gateway_wg_public_key: self.wg_public,
-            gateway_wg_endpoint: self.cfg.wg_endpoint.clone(),
+            gateway_wg_public_key: wireguard.then_some(self.wg_public),
+            gateway_wg_endpoint: wireguard.then(|| self.cfg.wg_endpoint.clone()),
+            gateway_ike_endpoint: (!wireguard)
+                .then(|| std::net::SocketAddrV4::new(self.cfg.dc_address, 500).to_string()),
             routes: self.cfg.routes(),
             image_store_url: self.cfg.image_store_url(),
             key_service_url: self.cfg.key_service_url(),
@@ -398,7 +436,9 @@ impl Gateway {
             return Ok(0);
         }
         for (p, why) in &gone {
-            if let Err(e) = self.wg.remove_peer(&p.wg_public_key) {
+            if let Some(key) = &p.wg_public_key
+                && let Err(e) = self.wg.remove_peer(key)
+            {
                 tracing::error!(lease = %p.lease, server = %p.server, error = %e, "cannot remove the WireGuard peer");
             }
             tracing::info!(lease = %p.lease, server = %p.server, address = %p.address, reason = %why, "peer removed");

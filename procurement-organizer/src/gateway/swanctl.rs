@@ -185,19 +185,33 @@ pub fn conn_name(lease: &str, server: &str) -> String {
     s
 }
 
-/// The pool: every host address of the tunnel network but the gateway's, as `first-last`
-/// ranges.
-fn pool_ranges(net: Ipv4Net, gateway: Ipv4Addr) -> Result<Vec<String>, SwanctlError> {
+/// The pool: every host address of the tunnel network but the gateway's and the fixed
+/// addresses of registered agents (`taken`), as `first-last` ranges, so a pool address can
+/// never be a registered agent's.
+fn pool_ranges(
+    net: Ipv4Net,
+    gateway: Ipv4Addr,
+    taken: &BTreeSet<Ipv4Addr>,
+) -> Result<Vec<String>, SwanctlError> {
     let size = net.size();
     let first = net.nth(1);
     let last = net.nth(size.saturating_sub(2));
-    let (Some(first), Some(last)) = (first, last) else {
-        return Err(SwanctlError::NoPool {
-            network: net,
-            gateway,
-        });
+    let none = || SwanctlError::NoPool {
+        network: net,
+        gateway,
     };
-    let (f, l, g) = (u32::from(first), u32::from(last), u32::from(gateway));
+    let (Some(first), Some(last)) = (first, last) else {
+        return Err(none());
+    };
+    let (f, l) = (u32::from(first), u32::from(last));
+    let mut holes: Vec<u32> = taken
+        .iter()
+        .map(|a| u32::from(*a))
+        .chain([u32::from(gateway)])
+        .filter(|a| (f..=l).contains(a))
+        .collect();
+    holes.sort_unstable();
+    holes.dedup();
     let mut out = Vec::new();
     let mut push = |a: u32, b: u32| {
         if a < b {
@@ -206,21 +220,18 @@ fn pool_ranges(net: Ipv4Net, gateway: Ipv4Addr) -> Result<Vec<String>, SwanctlEr
             out.push(format!("{}/32", Ipv4Addr::from(a)));
         }
     };
-    if (f..=l).contains(&g) {
-        if g > f {
-            push(f, g - 1);
+    let mut next = f;
+    for h in holes {
+        if h > next {
+            push(next, h - 1);
         }
-        if g < l {
-            push(g + 1, l);
-        }
-    } else {
-        push(f, l);
+        next = h.saturating_add(1);
+    }
+    if next <= l && next != 0 {
+        push(next, l);
     }
     if out.is_empty() {
-        return Err(SwanctlError::NoPool {
-            network: net,
-            gateway,
-        });
+        return Err(none());
     }
     Ok(out)
 }
@@ -271,7 +282,12 @@ pub fn render(plan: &SwanctlPlan) -> Result<String, SwanctlError> {
             });
         }
     }
-    let pool = pool_ranges(plan.tunnel_network, plan.tunnel_address)?;
+    let taken: BTreeSet<Ipv4Addr> = peers.iter().filter_map(|p| p.address).collect();
+    let pool = if peers.iter().any(|p| p.address.is_none()) {
+        Some(pool_ranges(plan.tunnel_network, plan.tunnel_address, &taken)?)
+    } else {
+        None
+    };
     let mut local_ts = vec![format!("{}/32", plan.tunnel_address)];
     local_ts.extend(plan.private_networks.iter().map(|n| n.to_string()));
     let local_ts = local_ts.join(",");
@@ -320,7 +336,7 @@ pub fn render(plan: &SwanctlPlan) -> Result<String, SwanctlError> {
         t.push_str("      }\n    }\n  }\n");
     }
     t.push_str("}\n");
-    if peers.iter().any(|p| p.address.is_none()) {
+    if let Some(pool) = pool {
         t.push_str("pools {\n");
         let _ = writeln!(t, "  {POOL_NAME} {{");
         let _ = writeln!(t, "    addrs = {}", pool.join(","));
@@ -333,7 +349,8 @@ pub fn render(plan: &SwanctlPlan) -> Result<String, SwanctlError> {
 /// issued, of every lease this organizer requested with tunnel `ipsec` and has not released,
 /// that the LM lists for `tenant` as provisioning or active and with tunnel `ipsec`
 /// ([`check_tunnel`]: a WireGuard lease, or one the record and the LM disagree about, gets no
-/// connection). Sorted; fixed addresses none (the pool).
+/// connection). Sorted; fixed addresses none (the pool): the shell gives registered agents
+/// theirs.
 pub fn admitted_peers(record: &Record, leases: &[LeaseView], tenant: &Name) -> Vec<IpsecPeer> {
     let mut out: Vec<IpsecPeer> = leases
         .iter()

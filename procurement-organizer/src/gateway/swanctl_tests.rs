@@ -103,7 +103,7 @@ connections {
 }
 pools {
   po-agents {
-    addrs = 10.64.0.2-10.64.0.254
+    addrs = 10.64.0.2-10.64.0.8,10.64.0.10-10.64.0.254
   }
 }
 "#;
@@ -158,6 +158,25 @@ fn pool_skips_the_gateway_address_wherever_it_is() {
     assert!(render(&p).unwrap().contains("addrs = 10.64.0.2/32\n"));
     p.tunnel_network = "10.64.0.0/31".parse().unwrap();
     assert!(matches!(render(&p), Err(SwanctlError::NoPool { .. })));
+    // Registered agents' fixed addresses are never in the pool, at either end or inside.
+    p.tunnel_network = "10.64.0.0/28".parse().unwrap();
+    p.tunnel_address = Ipv4Addr::new(10, 64, 0, 1);
+    p.peers.extend([
+        peer(L2, "a", Some(Ipv4Addr::new(10, 64, 0, 2))),
+        peer(L2, "b", Some(Ipv4Addr::new(10, 64, 0, 7))),
+        peer(L2, "c", Some(Ipv4Addr::new(10, 64, 0, 14))),
+    ]);
+    assert!(
+        render(&p)
+            .unwrap()
+            .contains("addrs = 10.64.0.3-10.64.0.6,10.64.0.8-10.64.0.13\n")
+    );
+    // Only fixed addresses: no pool at all, even in a network with none left over.
+    p.peers.retain(|x| x.address.is_some());
+    p.tunnel_network = "10.64.0.0/30".parse().unwrap();
+    p.peers = vec![peer(L2, "a", Some(Ipv4Addr::new(10, 64, 0, 2)))];
+    let text = render(&p).unwrap();
+    assert!(!text.contains("pools"), "{text}");
 }
 
 #[test]

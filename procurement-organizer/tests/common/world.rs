@@ -194,7 +194,7 @@ pub async fn world_with(agent_serial: &str, edit: impl Fn(String) -> String) -> 
 /// A registration stating the host root.
 pub fn reg_body_root(k: u8, root: Option<po_api::HostRoot>) -> Vec<u8> {
     serde_json::to_vec(&po_api::RegisterPeer {
-        wg_public_key: WgPublicKey([k; 32]),
+        wg_public_key: Some(WgPublicKey([k; 32])),
         host_root: root,
     })
     .unwrap()
@@ -202,7 +202,7 @@ pub fn reg_body_root(k: u8, root: Option<po_api::HostRoot>) -> Vec<u8> {
 
 pub fn reg_body(k: u8) -> Vec<u8> {
     serde_json::to_vec(&po_api::RegisterPeer {
-        wg_public_key: WgPublicKey([k; 32]),
+        wg_public_key: Some(WgPublicKey([k; 32])),
         host_root: None,
     })
     .unwrap()

@@ -7,11 +7,14 @@
 //! the one in the lease, an answer for another lease or server, a tunnel address outside the
 //! tunnel network, routes that would pull the LM or the gateway's own endpoint into the tunnel,
 //! or services outside the tunnel are refused, so nothing the agent fetches for the image can
-//! leave it outside WireGuard.
+//! leave it outside the tunnel. The lease's tunnel (WireGuard or IPsec, from the enrollment)
+//! decides which endpoint the answer must carry: a WireGuard key and endpoint, or an IKEv2
+//! endpoint on the gateway's registration address (the IKE responder is authenticated by the
+//! same pinned certificate as the registration service).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use lm_api::{GatewaySpec, LeaseId};
+use lm_api::{GatewaySpec, LeaseId, Tunnel};
 use po_api::{ImageSigningKey, Ipv4Net, PeerRegistered, WgPublicKey};
 
 use crate::lm_url::{LmHost, LmUrl};
@@ -43,7 +46,12 @@ pub struct TunnelPlan {
     pub address: Ipv4Addr,
     pub network: Ipv4Net,
     pub gateway_address: Ipv4Addr,
-    pub gateway_key: WgPublicKey,
+    /// The lease's tunnel.
+    pub tunnel: Tunnel,
+    /// The gateway's WireGuard key (WireGuard leases only).
+    pub gateway_key: Option<WgPublicKey>,
+    /// Where the tunnel goes on the data-centre segment: the gateway's WireGuard endpoint, or
+    /// its IKEv2 responder (UDP, the agent floats to 4500 after IKE_SA_INIT).
     pub gateway_endpoint: SocketAddrV4,
     /// Networks routed into the tunnel (the tunnel network first).
     pub routes: Vec<Ipv4Net>,
@@ -107,6 +115,17 @@ pub enum PlanError {
         field: &'static str,
         address: Ipv4Addr,
     },
+    #[error(
+        "the lease's tunnel is {lease} but the gateway's answer has no {missing}: it runs the other tunnel"
+    )]
+    WrongTunnel {
+        lease: &'static str,
+        missing: &'static str,
+    },
+    #[error(
+        "the gateway's IKE endpoint {got} is not on its registration address {want}: the agent only builds IPsec to the gateway it registered with"
+    )]
+    IkeElsewhere { got: SocketAddrV4, want: Ipv4Addr },
     #[error("keepalive_secs {0} is more than {MAX_KEEPALIVE_SECS}")]
     Keepalive(u16),
 }
@@ -153,12 +172,14 @@ fn service(
     Ok(TunnelService { addr })
 }
 
-/// Checks the gateway's answer against the enrollment and against the agent's own addresses
-/// (`lm` is the LM's address, which must stay outside the tunnel).
+/// Checks the gateway's answer against the enrollment (`tunnel` is the lease's, from the
+/// enrollment answer) and against the agent's own addresses (`lm` is the LM's address, which
+/// must stay outside the tunnel).
 pub fn check(
     spec: &GatewaySpec,
     lease: LeaseId,
     server: &str,
+    tunnel: Tunnel,
     lm: Option<Ipv4Addr>,
     reg: &PeerRegistered,
 ) -> Result<TunnelPlan, PlanError> {
@@ -174,29 +195,11 @@ pub fn check(
             want: server.into(),
         });
     }
-    if let Some(want) = &spec.wg_public_key {
-        let want = want
-            .parse::<WgPublicKey>()
-            .map_err(|_| PlanError::Endpoint {
-                field: "gateway.wg_public_key",
-                value: want.chars().take(80).collect(),
-            })?;
-        if want != reg.gateway_wg_public_key {
-            return Err(PlanError::GatewayKey {
-                got: reg.gateway_wg_public_key,
-                want,
-            });
-        }
-    }
-    let gateway_endpoint = endpoint("gateway_wg_endpoint", &reg.gateway_wg_endpoint)?;
-    if let Some(want) = &spec.wg_endpoint
-        && endpoint("gateway.wg_endpoint", want)? != gateway_endpoint
-    {
-        return Err(PlanError::GatewayEndpoint {
-            got: reg.gateway_wg_endpoint.chars().take(80).collect(),
-            want: want.chars().take(80).collect(),
-        });
-    }
+    let register = register_url(spec)?;
+    let (gateway_key, gateway_endpoint) = match tunnel {
+        Tunnel::Wireguard => wireguard_endpoint(spec, reg)?,
+        Tunnel::Ipsec => (None, ike_endpoint(&register, reg)?),
+    };
     let network = reg.tunnel_network;
     for (field, address) in [
         ("tunnel_address", reg.tunnel_address),
@@ -221,8 +224,7 @@ pub fn check(
     if !reg.routes.contains(&network) {
         return Err(PlanError::NoTunnelRoute(network));
     }
-    let register = register_url(spec)?;
-    let mut outside = vec![("the gateway's WireGuard endpoint", *gateway_endpoint.ip())];
+    let mut outside = vec![("the gateway's tunnel endpoint", *gateway_endpoint.ip())];
     if let LmHost::Ip(ip) = register.host() {
         outside.push(("the gateway's registration address", *ip));
     }
@@ -261,7 +263,8 @@ pub fn check(
         address: reg.tunnel_address,
         network,
         gateway_address: reg.gateway_tunnel_address,
-        gateway_key: reg.gateway_wg_public_key,
+        tunnel,
+        gateway_key,
         gateway_endpoint,
         routes,
         keepalive_secs: reg.keepalive_secs,
@@ -269,6 +272,74 @@ pub fn check(
         keys,
         signing_key: reg.image_signing_key,
     })
+}
+
+/// A WireGuard lease: the gateway's key (equal to the one the LM named, if it named one) and
+/// endpoint (equal to the lease's, if it names one).
+fn wireguard_endpoint(
+    spec: &GatewaySpec,
+    reg: &PeerRegistered,
+) -> Result<(Option<WgPublicKey>, SocketAddrV4), PlanError> {
+    let missing = |missing| PlanError::WrongTunnel {
+        lease: "wireguard",
+        missing,
+    };
+    let got_key = reg
+        .gateway_wg_public_key
+        .ok_or(missing("gateway_wg_public_key"))?;
+    let got_endpoint = reg
+        .gateway_wg_endpoint
+        .as_deref()
+        .ok_or(missing("gateway_wg_endpoint"))?;
+    if let Some(want) = &spec.wg_public_key {
+        let want = want
+            .parse::<WgPublicKey>()
+            .map_err(|_| PlanError::Endpoint {
+                field: "gateway.wg_public_key",
+                value: want.chars().take(80).collect(),
+            })?;
+        if want != got_key {
+            return Err(PlanError::GatewayKey { got: got_key, want });
+        }
+    }
+    let gateway_endpoint = endpoint("gateway_wg_endpoint", got_endpoint)?;
+    if let Some(want) = &spec.wg_endpoint
+        && endpoint("gateway.wg_endpoint", want)? != gateway_endpoint
+    {
+        return Err(PlanError::GatewayEndpoint {
+            got: got_endpoint.chars().take(80).collect(),
+            want: want.chars().take(80).collect(),
+        });
+    }
+    Ok((Some(got_key), gateway_endpoint))
+}
+
+/// An IPsec lease: the IKE responder, on the registration service's address when that is an
+/// address (a name is resolved by the shell; the pin authenticates the responder either way).
+fn ike_endpoint(register: &LmUrl, reg: &PeerRegistered) -> Result<SocketAddrV4, PlanError> {
+    let got = reg
+        .gateway_ike_endpoint
+        .as_deref()
+        .ok_or(PlanError::WrongTunnel {
+            lease: "ipsec",
+            missing: "gateway_ike_endpoint",
+        })?;
+    let ike = endpoint("gateway_ike_endpoint", got)?;
+    if ike.port() == 0 {
+        return Err(PlanError::Endpoint {
+            field: "gateway_ike_endpoint",
+            value: got.chars().take(80).collect(),
+        });
+    }
+    if let LmHost::Ip(ip) = register.host()
+        && ike.ip() != ip
+    {
+        return Err(PlanError::IkeElsewhere {
+            got: ike,
+            want: *ip,
+        });
+    }
+    Ok(ike)
 }
 
 #[cfg(test)]

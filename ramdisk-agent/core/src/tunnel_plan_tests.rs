@@ -20,8 +20,9 @@ fn reg() -> PeerRegistered {
         tunnel_address: Ipv4Addr::new(10, 64, 0, 2),
         tunnel_network: "10.64.0.0/24".parse().unwrap(),
         gateway_tunnel_address: Ipv4Addr::new(10, 64, 0, 1),
-        gateway_wg_public_key: WgPublicKey([1; 32]),
-        gateway_wg_endpoint: "10.63.0.2:51820".into(),
+        gateway_wg_public_key: Some(WgPublicKey([1; 32])),
+        gateway_wg_endpoint: Some("10.63.0.2:51820".into()),
+        gateway_ike_endpoint: None,
         routes: vec![
             "172.30.0.0/24".parse().unwrap(),
             "10.64.0.0/24".parse().unwrap(),
@@ -36,12 +37,12 @@ fn reg() -> PeerRegistered {
 const LM: Option<Ipv4Addr> = Some(Ipv4Addr::new(10, 63, 0, 1));
 
 fn refused(r: PeerRegistered) -> PlanError {
-    check(&spec(), lease(), "vm1", LM, &r).unwrap_err()
+    check(&spec(), lease(), "vm1", Tunnel::Wireguard, LM, &r).unwrap_err()
 }
 
 #[test]
 fn a_good_answer_becomes_a_plan() {
-    let p = check(&spec(), lease(), "vm1", LM, &reg()).unwrap();
+    let p = check(&spec(), lease(), "vm1", Tunnel::Wireguard, LM, &reg()).unwrap();
     assert_eq!(p.address, Ipv4Addr::new(10, 64, 0, 2));
     assert_eq!(p.gateway_endpoint, "10.63.0.2:51820".parse().unwrap());
     assert_eq!(
@@ -58,28 +59,36 @@ fn a_good_answer_becomes_a_plan() {
         wg_public_key: None,
         ..spec()
     };
-    assert!(check(&loose, lease(), "vm1", None, &reg()).is_ok());
+    assert!(check(&loose, lease(), "vm1", Tunnel::Wireguard, None, &reg()).is_ok());
 }
 
 #[test]
 fn answers_for_someone_else_or_from_another_gateway_are_refused() {
-    let e = check(&spec(), LeaseId::from_random(0xbb), "vm1", LM, &reg()).unwrap_err();
+    let e = check(
+        &spec(),
+        LeaseId::from_random(0xbb),
+        "vm1",
+        Tunnel::Wireguard,
+        LM,
+        &reg(),
+    )
+    .unwrap_err();
     assert!(matches!(e, PlanError::OtherLease { .. }), "{e}");
-    let e = check(&spec(), lease(), "vm2", LM, &reg()).unwrap_err();
+    let e = check(&spec(), lease(), "vm2", Tunnel::Wireguard, LM, &reg()).unwrap_err();
     assert!(matches!(e, PlanError::OtherServer { .. }), "{e}");
     let e = refused(PeerRegistered {
-        gateway_wg_public_key: WgPublicKey([2; 32]),
+        gateway_wg_public_key: Some(WgPublicKey([2; 32])),
         ..reg()
     });
     assert!(matches!(e, PlanError::GatewayKey { .. }), "{e}");
     assert!(e.to_string().contains("lease manager named"), "{e}");
     let e = refused(PeerRegistered {
-        gateway_wg_endpoint: "10.63.0.9:51820".into(),
+        gateway_wg_endpoint: Some("10.63.0.9:51820".into()),
         ..reg()
     });
     assert!(matches!(e, PlanError::GatewayEndpoint { .. }), "{e}");
     let e = refused(PeerRegistered {
-        gateway_wg_endpoint: "gw.example:51820".into(),
+        gateway_wg_endpoint: Some("gw.example:51820".into()),
         ..reg()
     });
     assert!(matches!(e, PlanError::Endpoint { .. }), "{e}");
@@ -128,6 +137,7 @@ fn addresses_routes_and_services_must_stay_inside_the_tunnel() {
         },
         lease(),
         "vm1",
+        Tunnel::Wireguard,
         Some(Ipv4Addr::new(172, 30, 0, 9)),
         &reg(),
     )
@@ -198,4 +208,95 @@ fn the_register_url_is_https_host_port() {
         register_url(&s),
         Err(PlanError::RegisterUrl { .. })
     ));
+}
+
+fn ipsec_reg() -> PeerRegistered {
+    PeerRegistered {
+        gateway_wg_public_key: None,
+        gateway_wg_endpoint: None,
+        gateway_ike_endpoint: Some("10.63.0.2:500".into()),
+        keepalive_secs: 0,
+        ..reg()
+    }
+}
+
+fn ipsec_spec() -> GatewaySpec {
+    GatewaySpec {
+        wg_endpoint: None,
+        wg_public_key: None,
+        ..spec()
+    }
+}
+
+#[test]
+fn an_ipsec_answer_becomes_a_plan_to_the_gateways_ike_responder() {
+    let p = check(
+        &ipsec_spec(),
+        lease(),
+        "vm1",
+        Tunnel::Ipsec,
+        LM,
+        &ipsec_reg(),
+    )
+    .unwrap();
+    assert_eq!(p.tunnel, Tunnel::Ipsec);
+    assert_eq!(p.gateway_key, None);
+    assert_eq!(p.gateway_endpoint, "10.63.0.2:500".parse().unwrap());
+    assert_eq!(p.address, Ipv4Addr::new(10, 64, 0, 2));
+    assert_eq!(p.routes[0], "10.64.0.0/24".parse().unwrap());
+    // The same answer for a WireGuard lease lacks the WireGuard half, and the other way round.
+    let e = check(
+        &ipsec_spec(),
+        lease(),
+        "vm1",
+        Tunnel::Wireguard,
+        LM,
+        &ipsec_reg(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PlanError::WrongTunnel {
+                lease: "wireguard",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = check(&spec(), lease(), "vm1", Tunnel::Ipsec, LM, &reg()).unwrap_err();
+    assert!(
+        matches!(e, PlanError::WrongTunnel { lease: "ipsec", .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_ike_endpoint_elsewhere_or_malformed_is_refused() {
+    for (value, ok) in [
+        ("10.63.0.2:4500", true),
+        ("10.63.0.9:500", false),
+        ("10.63.0.2:0", false),
+        ("10.63.0.2", false),
+        ("gw.example:500", false),
+        ("[::1]:500", false),
+        ("", false),
+    ] {
+        let r = PeerRegistered {
+            gateway_ike_endpoint: Some(value.into()),
+            ..ipsec_reg()
+        };
+        let got = check(&ipsec_spec(), lease(), "vm1", Tunnel::Ipsec, LM, &r);
+        assert_eq!(got.is_ok(), ok, "{value:?}: {got:?}");
+    }
+    // The IKE endpoint stays outside the tunnel like WireGuard's.
+    let r = PeerRegistered {
+        routes: vec![
+            "10.64.0.0/24".parse().unwrap(),
+            "10.63.0.0/24".parse().unwrap(),
+        ],
+        ..ipsec_reg()
+    };
+    let e = check(&ipsec_spec(), lease(), "vm1", Tunnel::Ipsec, None, &r).unwrap_err();
+    assert!(matches!(e, PlanError::RouteCovers { .. }), "{e}");
 }

@@ -3,5 +3,6 @@
 //! the tenant tests and by `lab demo`. IO.
 
 pub mod helpers;
+pub mod ipsec_wire;
 pub mod key_scan;
 pub mod world;

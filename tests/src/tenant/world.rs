@@ -316,6 +316,43 @@ impl World {
         ))
     }
 
+    /// Seals `kernel` and `initrd` (written to the run's folder) with the organizer; its JSON
+    /// answer (`id`, `chunk_count`, `plaintext_len`, ...).
+    pub fn seal(&self, kernel: &[u8], initrd: &[u8], cmdline: &str) -> Result<serde_json::Value> {
+        let plain = self.dir.join("plain");
+        std::fs::create_dir_all(&plain)?;
+        std::fs::write(plain.join("vmlinuz"), kernel)?;
+        std::fs::write(plain.join("initrd.img"), initrd)?;
+        let path = |f: &str| plain.join(f).display().to_string();
+        self.po.json(&[
+            "images",
+            "seal",
+            "--kernel",
+            &path("vmlinuz"),
+            "--initramfs",
+            &path("initrd.img"),
+            "--cmdline",
+            cmdline,
+        ])
+    }
+
+    /// Switches the organizer's gateway to IPsec (`gateway.tunnel = "ipsec"`): it starts
+    /// charon with kernel-libipsec in its namespace, whose TUN device `ipsec0` holds the
+    /// gateway's tunnel address. Call before [`World::start_gateway`].
+    pub fn use_ipsec(&self) -> Result<()> {
+        let text = std::fs::read_to_string(&self.po.config)?;
+        for line in ["# tunnel = \"wireguard\"", "# tun_name = \"po-wg0\""] {
+            if !text.contains(line) {
+                bail!("organizer.toml no longer has the line {line:?} this lab edits:\n{text}");
+            }
+        }
+        let text = text
+            .replace("# tunnel = \"wireguard\"", "tunnel = \"ipsec\"")
+            .replace("# tun_name = \"po-wg0\"", "tun_name = \"ipsec0\"");
+        std::fs::write(&self.po.config, text)?;
+        Ok(())
+    }
+
     /// Starts `procurement-organizer gateway run` in the gateway's namespace and waits for
     /// `gateway ready`.
     pub fn start_gateway(&self, name: &str) -> Result<Arc<Process>> {
