@@ -11,9 +11,11 @@
 //!
 //! - [`ike_life`]: the established IKE SA on its own thread: agent-ike's `IkeSa` fed from the
 //!   endpoint's IKE channel, liveness checks both ways, child SA rekeying (ours on the ESP soft
-//!   lifetime, the peer's answered) installed into the endpoint, deletes, [`LinkState`].
+//!   lifetime, the peer's answered) installed into the endpoint, IKE SA rekeying (ours on
+//!   [`LifeConfig::ike_rekey`], the peer's answered; collisions per RFC 7296 2.8), deletes,
+//!   [`LinkState`].
 //!
-//! Not here yet: our own IKE SA rekey (the peer's is answered), NAT keepalives, IPv6.
+//! Not here yet: NAT keepalives, IPv6, PFS on child rekeys.
 
 pub mod clock;
 pub mod error;
