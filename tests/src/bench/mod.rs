@@ -8,6 +8,7 @@ pub mod dhcp;
 pub mod dhcp_latency;
 pub mod fleet;
 pub mod image;
+pub mod ipsec;
 pub mod lease;
 pub mod perfdhcp;
 pub mod report;

@@ -391,7 +391,7 @@ fn iperf(pair: &Pair, dir: &Path, secs: u32, imp: Impl, round: u32) -> Result<(f
     Ok((bps / 1e6, retransmits))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

@@ -115,6 +115,11 @@ enum BenchWhat {
     /// WireGuard tunnel throughput and handshake: wg-tunnel vs boringtun-cli (iperf3). Not part
     /// of `all`: it needs wg-node and boringtun-cli built (scripts/bench.sh tunnel).
     Tunnel,
+    /// IPsec (issue 6): the agent's stack (ipsec-node) against a strongSwan responder, next to
+    /// strongSwan against the same responder (iperf3 both ways, handshakes on the wire) and the
+    /// WireGuard benchmark, in one run. Not part of `all`: it needs ipsec-node, wg-node and
+    /// boringtun-cli built (scripts/bench.sh ipsec).
+    Ipsec,
     /// The whole lease in the QEMU lab (request -> tenant OS, each phase) against the floor of
     /// the same lab (PXE boot, direct kernel boot, image at the tunnel rate). Not part of
     /// `all`: it needs the lab artifacts and the debug binaries (scripts/bench.sh lease).
@@ -359,12 +364,18 @@ fn bench_image(image_mib: u64) -> Result<()> {
 }
 
 fn bench(what: BenchWhat, lm: Option<PathBuf>, secs: u32, agents: u32) -> Result<()> {
-    use lab::bench::{dhcp, fleet, report, tftp, tunnel};
+    use lab::bench::{dhcp, fleet, ipsec, report, tftp, tunnel};
     if what == BenchWhat::Tunnel {
         // needs no lease-manager
         let (secs, rounds) = (10, 3);
         let runs = tunnel::bench(&tunnel::Tools::locate()?, secs, rounds)?;
         println!("{}", tunnel::report(&runs, secs));
+        return Ok(());
+    }
+    if what == BenchWhat::Ipsec {
+        let (secs, rounds, trials) = (10, 3, 10);
+        let res = ipsec::bench(&ipsec::Tools::locate()?, secs, rounds, trials)?;
+        println!("{}", ipsec::report(&res));
         return Ok(());
     }
     let lm = lm.unwrap_or_else(|| PathBuf::from("target/release/lease-manager"));

@@ -64,7 +64,7 @@ pub struct Capture {
     thread: Option<JoinHandle<Result<CaptureReport>>>,
 }
 
-fn open(ns: &Netns, iface: &str) -> Result<OwnedFd> {
+pub(crate) fn open(ns: &Netns, iface: &str) -> Result<OwnedFd> {
     ns.run(|| -> Result<OwnedFd> {
         let index = sys::ifindex(iface).with_context(|| format!("no interface {iface}"))?;
         let fd = sys::packet_listen_socket(index, false).context("AF_PACKET socket")?;
@@ -135,7 +135,7 @@ impl Drop for Capture {
 
 /// Receives one frame without blocking: its length and the kernel's receive time (seconds
 /// since the epoch; 0 if the kernel gave none).
-fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, f64)> {
+pub(crate) fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, f64)> {
     #[repr(C, align(8))]
     struct Cmsg([u8; 64]);
     let mut cmsg = Cmsg([0; 64]);
