@@ -830,3 +830,99 @@ fn child_rekey_collision_won_installs_ours_and_answers_the_peers_delete() {
     assert_eq!(parse_delete(body), Some((protocol::ESP, vec![theirs_in])));
     assert_eq!(s.child().spi_in, ours_in);
 }
+
+/// A child collision with these nonces of the peer (`seed` varies ours): (we lost, the
+/// nonce rule says we should have).
+fn child_decision(peer_ni: &[u8], peer_nr: &[u8], seed: u64) -> (bool, bool) {
+    let t0 = Instant::now();
+    let mut s = sa(t0);
+    let mut rng = SeededEntropy::new(seed);
+    let mut old = Side::original();
+    s.start_rekey(&mut rng);
+    let (ev, _) = s.tick(t0);
+    let (h, inner) = old.open(&sends(&ev)[0]);
+    let (Payload::Sa(props), Payload::Nonce(our_ni)) = (&inner[1], &inner[2]) else {
+        panic!("{inner:?}")
+    };
+    let req = peer_child_rekey(&mut old, 0, peer_ni);
+    let ev = s.on_message(&req, t0, &mut rng).unwrap();
+    let (_, answer) = old.open(&sends(&ev)[0]);
+    let Some(Payload::Nonce(our_nr)) = answer.iter().find(|p| matches!(p, Payload::Nonce(_)))
+    else {
+        panic!("{answer:?}")
+    };
+    let mut chosen = props[0].clone();
+    chosen.spi = 0x3000u32.to_be_bytes().to_vec();
+    let resp = old.send(
+        exchange::CREATE_CHILD_SA,
+        true,
+        h.msg_id,
+        &[
+            Payload::Sa(vec![chosen]),
+            Payload::Nonce(peer_nr.to_vec()),
+            inner[3].clone(),
+            inner[4].clone(),
+        ],
+    );
+    let ev = s.on_message(&resp, t0, &mut rng).unwrap();
+    let lost = matches!(ev[..], [SaEvent::ChildCollisionLost { .. }]);
+    let won = matches!(ev[..], [SaEvent::ChildRekeyed { .. }]);
+    assert!(lost != won, "{ev:?}");
+    let ours_low = our_ni.min(&peer_nr.to_vec()).clone();
+    let theirs_low = peer_ni.to_vec().min(our_nr.clone());
+    (lost, ours_low < theirs_low)
+}
+
+/// An IKE SA collision with these nonces of the peer: (we lost, the rule says we should have).
+fn ike_decision(peer_ni: &[u8], peer_nr: &[u8]) -> (bool, bool) {
+    let t0 = Instant::now();
+    let mut s = sa(t0);
+    let mut rng = SeededEntropy::new(13);
+    let mut old = Side::original();
+    let t1 = t0 + EVERY;
+    let (id, spi, ni, kei) = our_request(&mut s, t1, &old);
+    let (req, _dh) = peer_ike_rekey(&mut old, peer_ni);
+    let ev = s.on_message(&req, t1, &mut rng).unwrap();
+    let (_, answer_to_peer) = old.open(&sends(&ev)[0]);
+    let Payload::Nonce(our_nr) = &answer_to_peer[1] else {
+        panic!("{answer_to_peer:?}")
+    };
+    let (inner, _) = answer(spi, &ni, &kei, peer_nr);
+    let resp = old.send(exchange::CREATE_CHILD_SA, true, id, &inner);
+    let ev = s.on_message(&resp, t1, &mut rng).unwrap();
+    let lost = ev
+        .iter()
+        .any(|e| matches!(e, SaEvent::IkeRekeyed { ours: false, .. }));
+    let won = ev
+        .iter()
+        .any(|e| matches!(e, SaEvent::IkeRekeyed { ours: true, .. }));
+    assert!(lost != won, "{ev:?}");
+    // Either way exactly one Delete goes out: of our redundant SA or of the old one.
+    assert_eq!(sends(&ev).len(), 1);
+    let ours_low = ni.clone().min(peer_nr.to_vec());
+    let theirs_low = peer_ni.to_vec().min(our_nr.clone());
+    (lost, ours_low < theirs_low)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn child_collisions_follow_the_lowest_nonce(
+        peer_ni in proptest::collection::vec(proptest::prelude::any::<u8>(), 16..48),
+        peer_nr in proptest::collection::vec(proptest::prelude::any::<u8>(), 16..48),
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let (lost, should) = child_decision(&peer_ni, &peer_nr, seed);
+        proptest::prop_assert_eq!(lost, should);
+    }
+
+    #[test]
+    fn ike_collisions_follow_the_lowest_nonce(
+        peer_ni in proptest::collection::vec(proptest::prelude::any::<u8>(), 16..48),
+        peer_nr in proptest::collection::vec(proptest::prelude::any::<u8>(), 16..48),
+    ) {
+        let (lost, should) = ike_decision(&peer_ni, &peer_nr);
+        proptest::prop_assert_eq!(lost, should);
+    }
+}
