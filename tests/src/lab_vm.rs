@@ -189,6 +189,28 @@ impl VmHandle {
         Ok(vm.wait_for(marker, timeout.saturating_sub(start.elapsed()))?)
     }
 
+    /// The complete console line (from `seq` on, the latest boot) with `text`: a marker found
+    /// by [`VmHandle::wait_for`] may sit on a line still being written, and the line list lags
+    /// behind it; waits up to `timeout` for the line to end.
+    pub fn complete_line(&self, seq: u64, text: &str, timeout: Duration) -> Result<String> {
+        let t = Instant::now();
+        loop {
+            let lines = self
+                .current()
+                .map(|b| b.console().lines_from(seq))
+                .unwrap_or_default();
+            if let Some(l) = lines.iter().find(|l| l.text.contains(text)) {
+                return Ok(l.text.clone());
+            }
+            if t.elapsed() > timeout {
+                return Err(anyhow!(
+                    "no complete console line with {text:?} within {timeout:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Refuses further power-ons and powers off every boot.
     pub(crate) fn shut_down(&self) -> Vec<Arc<Vm>> {
         let boots = {

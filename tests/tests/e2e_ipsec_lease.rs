@@ -177,8 +177,11 @@ fn a_whole_lease_over_ipsec_with_only_ike_and_esp_on_the_wire() {
         let l = vm
             .wait_for(marker, Duration::from_secs(300))
             .unwrap_or_else(|e| panic!("{marker}: {e}\n{}", w.lab.dump(120)));
-        stamp(l.text.trim());
-        lines.push(l.text.clone());
+        let line = vm
+            .complete_line(l.seq, marker, Duration::from_secs(10))
+            .expect("the marker's line");
+        stamp(line.trim());
+        lines.push(line);
     }
     let report = capture.finish().expect("capture");
     stamp(&format!(

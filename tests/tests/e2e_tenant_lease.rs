@@ -81,24 +81,9 @@ fn seal_test_os(w: &World, art: &Path) -> String {
     e["id"].as_str().expect("image id").to_string()
 }
 
-/// The complete console line (from `seq` on) with `text`: a marker also matches a line still
-/// being written, and the line list lags behind it.
 fn complete_line(vm: &VmHandle, seq: u64, text: &str) -> String {
-    let t = Instant::now();
-    loop {
-        let lines = vm
-            .current()
-            .map(|b| b.console().lines_from(seq))
-            .unwrap_or_default();
-        if let Some(l) = lines.iter().find(|l| l.text.contains(text)) {
-            return l.text.clone();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "no complete console line with {text:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    vm.complete_line(seq, text, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
