@@ -70,6 +70,9 @@ pub struct Rate {
     pub upload: bool,
     pub mbit_s: f64,
     pub retransmits: u64,
+    /// UDP datagrams the receiving side's kernel dropped (InErrors: receive buffer full), in
+    /// the namespace of the ESP receiver (the responder for uploads, the initiator else).
+    pub udp_drops: u64,
 }
 
 /// Everything one run measured.
@@ -273,11 +276,12 @@ pub fn bench(tools: &Tools, secs: u32, rounds: u32, trials: u32) -> Result<Resul
                 .with_context(|| format!("{} round {round}", stack.name()))?;
             for r in &rates {
                 eprintln!(
-                    "  round {round}: {:<52} {} {:>7.1} Mbit/s, {} retransmits",
+                    "  round {round}: {:<52} {} {:>7.1} Mbit/s, {} retransmits, {} UDP receive drops",
                     stack.name(),
                     if r.upload { "upload  " } else { "download" },
                     r.mbit_s,
-                    r.retransmits
+                    r.retransmits,
+                    r.udp_drops
                 );
             }
             res.rates.extend(rates);
@@ -306,6 +310,23 @@ struct Ctx<'a> {
     s: &'a Charon,
     pki: &'a Pki,
     dir: &'a Path,
+}
+
+/// `Udp: InErrors` of `/proc/net/snmp` in `ns` (includes RcvbufErrors).
+fn udp_in_errors(ns: &Netns) -> Result<u64> {
+    let snmp = ns
+        .run(|| std::fs::read_to_string("/proc/thread-self/net/snmp"))?
+        .context("cannot read /proc/thread-self/net/snmp")?;
+    udp_counter(&snmp, "InErrors")
+        .with_context(|| format!("no Udp: InErrors in /proc/net/snmp of {}", ns.name()))
+}
+
+/// A counter of the `Udp:` header/value line pair of `/proc/net/snmp`.
+fn udp_counter(snmp: &str, name: &str) -> Option<u64> {
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (head, values) = (lines.next()?, lines.next()?);
+    let i = head.split_whitespace().position(|h| h == name)?;
+    values.split_whitespace().nth(i)?.parse().ok()
 }
 
 fn iperf_server(r: &Netns, dir: &Path) -> Result<Process> {
@@ -367,7 +388,10 @@ impl Ctx<'_> {
             if !upload {
                 args.push("-R");
             }
+            let receiver = if upload { &self.n.r } else { ns };
+            let before = udp_in_errors(receiver)?;
             let out = ns.exec("iperf3", &args)?;
+            let udp_drops = udp_in_errors(receiver)?.saturating_sub(before);
             let dir = if upload { "up" } else { "down" };
             std::fs::write(
                 self.dir.join(format!("iperf3-{tag}-{dir}-{round}.json")),
@@ -383,6 +407,7 @@ impl Ctx<'_> {
                 upload,
                 mbit_s: bps / 1e6,
                 retransmits: v["end"]["sum_sent"]["retransmits"].as_u64().unwrap_or(0),
+                udp_drops,
             });
         }
         match node {
@@ -485,14 +510,17 @@ pub fn report(res: &Results) -> String {
             .map(|r| r.mbit_s)
             .collect()
     };
-    let retr = |stack: Stack| -> f64 {
-        median(
-            res.rates
-                .iter()
-                .filter(|r| r.stack == stack)
-                .map(|r| r.retransmits as f64)
-                .collect(),
-        )
+    let losses = |stack: Stack, upload: bool| -> String {
+        let of = |f: fn(&Rate) -> u64| {
+            median(
+                res.rates
+                    .iter()
+                    .filter(|r| r.stack == stack && r.upload == upload)
+                    .map(|r| f(r) as f64)
+                    .collect(),
+            )
+        };
+        format!("{:.0} / {:.0}", of(|r| r.retransmits), of(|r| r.udp_drops))
     };
     let list = |v: &[f64]| {
         v.iter()
@@ -502,7 +530,7 @@ pub fn report(res: &Results) -> String {
     };
     let _ = writeln!(
         o,
-        "| path (iperf3 TCP, 1 stream, {} s, MTU 1400 / 1420) | upload Mbit/s median (runs) | download Mbit/s median (runs) | retransmits median | handshake on the wire, median (min-max, n) |",
+        "| path (iperf3 TCP, 1 stream, {} s, MTU 1400 / 1420) | upload Mbit/s median (runs) | download Mbit/s median (runs) | TCP retransmits / UDP receive drops, medians, up; down | handshake on the wire, median (min-max, n) |",
         res.secs
     );
     let _ = writeln!(o, "|---|---|---|---|---|");
@@ -514,13 +542,14 @@ pub fn report(res: &Results) -> String {
         };
         let _ = writeln!(
             o,
-            "| {} | **{:.0}** ({}) | **{:.0}** ({}) | {:.0} | {} |",
+            "| {} | **{:.0}** ({}) | **{:.0}** ({}) | {}; {} | {} |",
             stack.name(),
             median(up.clone()),
             list(&up),
             median(down.clone()),
             list(&down),
-            retr(stack),
+            losses(stack, true),
+            losses(stack, false),
             spread(hs)
         );
     }
@@ -536,7 +565,7 @@ pub fn report(res: &Results) -> String {
         );
         let _ = writeln!(
             o,
-            "| WireGuard: {} | **{:.0}** ({}) | - | {retr:.0} | {} |",
+            "| WireGuard: {} | **{:.0}** ({}) | - | {retr:.0} / -; - | {} |",
             imp.name(),
             median(up.clone()),
             list(&up),
@@ -572,4 +601,22 @@ pub fn report(res: &Results) -> String {
         spread(&res.agent_self_hs)
     );
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_counters_are_read_by_name_from_the_udp_line_pair() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+                    Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\n\
+                    Udp: 10 0 7 12 5\nUdpLite: InDatagrams InErrors\nUdpLite: 0 99\n";
+        assert_eq!(udp_counter(snmp, "InErrors"), Some(7));
+        assert_eq!(udp_counter(snmp, "RcvbufErrors"), Some(5));
+        assert_eq!(udp_counter(snmp, "Nope"), None);
+        assert_eq!(udp_counter("Udp: InErrors\n", "InErrors"), None);
+        assert_eq!(udp_counter("Udp: InErrors\nUdp: x\n", "InErrors"), None);
+        assert_eq!(udp_counter("", "InErrors"), None);
+    }
 }
