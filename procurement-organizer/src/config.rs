@@ -99,6 +99,14 @@ pub struct GatewaySection {
     /// IPsec mode: seconds between dead peer detection probes (default 30, 0 for none).
     #[serde(default)]
     pub ipsec_dpd_secs: Option<u32>,
+    /// IPsec mode: the gateway rekeys each agent's IKE SA after this many seconds (default
+    /// 14400, strongSwan's; 0: never). strongSwan subtracts up to a tenth at random.
+    #[serde(default)]
+    pub ipsec_ike_rekey_secs: Option<u32>,
+    /// IPsec mode: the gateway rekeys each agent's child SA after this many seconds (default
+    /// 3600, strongSwan's; 0: never; the agent also rekeys by its own byte and age limits).
+    #[serde(default)]
+    pub ipsec_child_rekey_secs: Option<u32>,
 }
 
 /// `gateway.tunnel`.
@@ -108,6 +116,18 @@ pub enum TunnelMode {
     #[default]
     Wireguard,
     Ipsec,
+}
+
+/// A rekey time: 0 (never) or 2 s to a week.
+fn rekey_secs(
+    key: &'static str,
+    v: Option<u32>,
+    default: u32,
+) -> Result<u32, (&'static str, String)> {
+    match v.unwrap_or(default) {
+        v @ (0 | 2..=604_800) => Ok(v),
+        v => Err((key, format!("{v} must be 0 (never) or 2 to 604800 seconds"))),
+    }
 }
 
 /// Debian's charon.
@@ -126,6 +146,9 @@ pub struct IpsecConfig {
     /// `None`: the default for who runs charon (see [`GatewaySection::ipsec_vici`]).
     pub vici: Option<String>,
     pub dpd_secs: u32,
+    /// IKE and child SA rekey times in seconds (0: never).
+    pub ike_rekey_secs: u32,
+    pub child_rekey_secs: u32,
 }
 
 /// The validated configuration.
@@ -403,6 +426,16 @@ fn validate_gateway(g: &GatewaySection) -> Result<GatewayConfig, (&'static str, 
             v @ 0..=3600 => v,
             v => return Err(("gateway.ipsec_dpd_secs", format!("{v} must be 0 to 3600"))),
         },
+        ike_rekey_secs: rekey_secs(
+            "gateway.ipsec_ike_rekey_secs",
+            g.ipsec_ike_rekey_secs,
+            14_400,
+        )?,
+        child_rekey_secs: rekey_secs(
+            "gateway.ipsec_child_rekey_secs",
+            g.ipsec_child_rekey_secs,
+            3600,
+        )?,
     };
     Ok(GatewayConfig {
         dc_address: g.dc_address,
@@ -481,6 +514,8 @@ private_networks = [{private}]
 # ipsec_swanctl = "{DEFAULT_SWANCTL}"
 # ipsec_vici = "unix:///var/run/charon.vici"
 # ipsec_dpd_secs = 30
+# ipsec_ike_rekey_secs = 14400
+# ipsec_child_rekey_secs = 3600
 "#
     )
 }

@@ -161,6 +161,8 @@ fn the_tunnel_defaults_to_wireguard_with_debian_strongswan_paths() {
             swanctl: PathBuf::from("/usr/sbin/swanctl"),
             vici: None,
             dpd_secs: 30,
+            ike_rekey_secs: 14_400,
+            child_rekey_secs: 3600,
         }
     );
 }
@@ -195,6 +197,35 @@ fn ipsec_mode_and_its_keys_are_read() {
     );
     let far = sample().replace("# ipsec_dpd_secs = 30", "ipsec_dpd_secs = 3600");
     assert_eq!(parse(&far).unwrap().gateway.ipsec.dpd_secs, 3600);
+    // Rekey times: 0 (never) or 2 s to a week; the field is named when refused.
+    for (ike, child, ok) in [
+        ("0", "0", true),
+        ("2", "5", true),
+        ("604800", "3600", true),
+        ("1", "3600", false),
+        ("14400", "604801", false),
+    ] {
+        let text = sample()
+            .replace(
+                "# ipsec_ike_rekey_secs = 14400",
+                &format!("ipsec_ike_rekey_secs = {ike}"),
+            )
+            .replace(
+                "# ipsec_child_rekey_secs = 3600",
+                &format!("ipsec_child_rekey_secs = {child}"),
+            );
+        match parse(&text) {
+            Ok(c) => {
+                assert!(ok, "{ike}/{child} accepted");
+                assert_eq!(c.gateway.ipsec.ike_rekey_secs.to_string(), ike);
+                assert_eq!(c.gateway.ipsec.child_rekey_secs.to_string(), child);
+            }
+            Err(e) => {
+                assert!(!ok, "{ike}/{child}: {e}");
+                assert!(e.to_string().contains("rekey_secs"), "{e}");
+            }
+        }
+    }
 }
 
 #[test]

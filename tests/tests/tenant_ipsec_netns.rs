@@ -4,16 +4,21 @@
 //! --not-init` in the lease server's namespace enrolls with the kernel line of the per-host
 //! boot script, registers without a WireGuard key, gets its tunnel address, builds the IKEv2
 //! tunnel to charon with its LM certificate (the gateway's certificate pinned), downloads the
-//! sealed image through ESP and stores it under its start-up key on a disk file.
+//! sealed image through ESP and stores it under its start-up key on a disk file. The gateway
+//! is configured to rekey child SAs every 2 s and the IKE SA every 3 s
+//! (`ipsec_child_rekey_secs`, `ipsec_ike_rekey_secs`) and the link toward the server is
+//! throttled to 10 Mbit/s, so the 7 MiB transfer spans several rekeys of both.
 //!
-//! Checked: the stored chunks equal the sealed ones; captures on both data-centre ports see,
+//! Checked: every chunk arrives and verifies with no resume (the transfer is intact across the
+//! rekeys, which charon logs: new child SAs, `IKE_SA ... rekeyed`, no NO_ADDITIONAL_SAS);
+//! captures on both data-centre ports see,
 //! between gateway and server, only IKE and ESP (parsed by ipsec-parser) and the
 //! registration's TLS, never the plaintext marker, while a control datagram with the marker
 //! in the clear is seen; the gateway's charon holds exactly one connection for the lease with
 //! the agent's tunnel address as `remote_ts`; release wipes and the gateway drops the
 //! connection.
 //!
-//! Runs as root (skipped otherwise), about 15 s:
+//! Runs as root (skipped otherwise), about 10 s:
 //!  cargo test -p lab --features e2e --test tenant_ipsec_netns -- --nocapture`
 #![cfg(feature = "e2e")]
 
@@ -48,6 +53,20 @@ fn an_agent_pulls_a_sealed_image_through_ipsec_to_the_gateways_charon() {
     let t0 = Instant::now();
     let w = World::build(Bins::locate().expect("binaries")).expect("lab");
     w.use_ipsec().expect("IPsec gateway");
+    // The gateway's charon rekeys the child SA every ~2 s and the IKE SA every ~3 s, so both
+    // happen during the (throttled) transfer.
+    let mut text = std::fs::read_to_string(&w.po.config).unwrap();
+    for (from, to) in [
+        (
+            "# ipsec_child_rekey_secs = 3600",
+            "ipsec_child_rekey_secs = 2",
+        ),
+        ("# ipsec_ike_rekey_secs = 14400", "ipsec_ike_rekey_secs = 3"),
+    ] {
+        assert!(text.contains(from), "organizer.toml lost {from:?}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&w.po.config, text).unwrap();
     stamp(
         t0,
         &format!("lab up, logs in {}", w.lab.log_dir().display()),
@@ -64,6 +83,10 @@ fn an_agent_pulls_a_sealed_image_through_ipsec_to_the_gateways_charon() {
         .expect("seal");
     let image = sealed["id"].as_str().expect("id").to_string();
     let gw = w.start_gateway("gateway").expect("gateway run (IPsec)");
+    // 10 Mbit/s toward the lease server: the image takes about 6 s.
+    let mut tc = vec!["qdisc", "add", "dev", w.srv_port.as_str()];
+    tc.extend("root tbf rate 10mbit burst 32kbit latency 400ms".split(' '));
+    w.lab.netns().exec("tc", &tc).expect("tc tbf");
     let captures = [&w.srv_port, &w.gw_port].map(|port| {
         WireCapture::start(
             w.lab.netns(),
@@ -119,7 +142,7 @@ fn an_agent_pulls_a_sealed_image_through_ipsec_to_the_gateways_charon() {
     let tunnel = wait("AGENT-PHASE tunnel ok", 60);
     stamp(t0, tunnel.trim());
     assert!(tunnel.contains("tunnel=ipsec"), "{tunnel}");
-    let transfer = wait("AGENT-PHASE transfer ok", 60);
+    let transfer = wait("AGENT-PHASE transfer ok", 90);
     stamp(t0, transfer.trim());
     let start = wait("AGENT-PHASE start ok", 30);
     stamp(t0, start.trim());
@@ -142,7 +165,8 @@ fn an_agent_pulls_a_sealed_image_through_ipsec_to_the_gateways_charon() {
         })
         .expect("netns")
         .expect("control datagram");
-    rx.recv(&mut [0u8; 256]).expect("the control datagram arrived");
+    rx.recv(&mut [0u8; 256])
+        .expect("the control datagram arrived");
     let reports = captures.map(|c| c.finish().expect("capture"));
 
     // The image: every chunk through the tunnel, and the gate verified each against the
@@ -168,14 +192,19 @@ fn an_agent_pulls_a_sealed_image_through_ipsec_to_the_gateways_charon() {
         );
         assert_eq!(r.unexpected_count, 0, "{port}: {:?}", r.unexpected);
         assert!(
-            r.ike.contains_key(&34) && r.ike.contains_key(&35),
-            "{port}: {:?}",
+            r.ike.contains_key(&34) && r.ike.contains_key(&35) && r.ike.contains_key(&36),
+            "{port}: IKE_SA_INIT, IKE_AUTH and CREATE_CHILD_SA: {:?}",
             r.ike
         );
-        let into_agent = r.esp.get(&spi_in).copied().unwrap_or(0);
+        let packets: u64 = r.esp.values().sum();
         assert!(
-            into_agent as usize >= sealed_chunks.len() / 1400 && r.esp.contains_key(&spi_out),
-            "{port}: ESP {:?}, in {spi_in:08x} out {spi_out:08x}",
+            packets as usize >= sealed_chunks.len() / 1400,
+            "{port}: {packets} ESP packets for {} bytes",
+            sealed_chunks.len()
+        );
+        assert!(
+            r.esp.contains_key(&spi_in) && r.esp.contains_key(&spi_out) && r.esp.len() >= 4,
+            "{port}: ESP on the first SAs (in {spi_in:08x}, out {spi_out:08x}) and on rekeyed ones: {:?}",
             r.esp
         );
     }
@@ -188,6 +217,36 @@ fn an_agent_pulls_a_sealed_image_through_ipsec_to_the_gateways_charon() {
         reports[1].marker_frames,
         vec![1],
         "the gateway's port: no plaintext from the lease, and the control seen once"
+    );
+
+    // charon rekeyed both SAs during the transfer, which still verified chunk by chunk.
+    let log = std::fs::read_to_string(w.po.state_dir.join("gateway/ipsec/charon.log"))
+        .expect("charon.log");
+    for l in log
+        .lines()
+        .filter(|l| l.contains("rekey") || l.contains("CHILD_SA") || l.contains("IKE_SA"))
+    {
+        println!("charon: {l}");
+    }
+    let children = log
+        .lines()
+        .filter(|l| l.contains("CHILD_SA") && l.contains("established with SPIs"))
+        .count();
+    assert!(children >= 2, "no child SA rekey in charon's log");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("IKE_SA") && l.contains("rekeyed between")),
+        "no IKE SA rekey in charon's log"
+    );
+    let resumes = field(&transfer, "resumes");
+    assert_eq!(
+        resumes,
+        Some("0"),
+        "the transfer broke across a rekey: {transfer}"
+    );
+    assert!(
+        !log.contains("giving up") && !log.contains("NO_ADD_SAS"),
+        "charon gave up on an exchange, or a child SA was refused"
     );
 
     // charon: one connection for the lease, with exactly the agent's address.

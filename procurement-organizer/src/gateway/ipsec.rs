@@ -354,6 +354,8 @@ impl IpsecGateway {
                 tunnel_address: cfg.tunnel_address,
                 private_networks: cfg.private_networks.clone(),
                 dpd_delay_secs: cfg.ipsec.dpd_secs,
+                ike_rekey_secs: cfg.ipsec.ike_rekey_secs,
+                child_rekey_secs: cfg.ipsec.child_rekey_secs,
                 peers: Vec::new(),
             },
             ca_der: ca.der.to_vec(),

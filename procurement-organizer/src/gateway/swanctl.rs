@@ -62,6 +62,9 @@ pub struct SwanctlPlan {
     pub private_networks: Vec<Ipv4Net>,
     /// Dead peer detection interval in seconds (0: none).
     pub dpd_delay_secs: u32,
+    /// IKE SA and child SA rekey times in seconds (0: never).
+    pub ike_rekey_secs: u32,
+    pub child_rekey_secs: u32,
     /// The admitted agents.
     pub peers: Vec<IpsecPeer>,
 }
@@ -265,6 +268,38 @@ pub fn conn_names(plan: &SwanctlPlan) -> BTreeSet<String> {
         .collect()
 }
 
+/// The margin between a rekey and the hard end of an SA: a tenth of the rekey time, at least
+/// 10 s (strongSwan's own default, a tenth, rounds to the rekey time itself for short ones,
+/// and an SA then expires before it is rekeyed).
+fn margin(rekey: u32) -> u32 {
+    (rekey / 10).max(10)
+}
+
+/// The IKE SA's rekey lines: rekey at `rekey` less up to a tenth at random, hard end a margin
+/// later; `0s` never rekeys.
+fn ike_lifetimes(rekey: u32) -> String {
+    if rekey == 0 {
+        return "    rekey_time = 0s\n".into();
+    }
+    format!(
+        "    rekey_time = {rekey}s\n    over_time = {}s\n    rand_time = {}s\n",
+        margin(rekey),
+        rekey / 10
+    )
+}
+
+/// The child SA's rekey lines, as [`ike_lifetimes`] (`life_time` is the hard end).
+fn child_lifetimes(rekey: u32) -> String {
+    if rekey == 0 {
+        return "        rekey_time = 0s\n".into();
+    }
+    format!(
+        "        rekey_time = {rekey}s\n        life_time = {}s\n        rand_time = {}s\n",
+        rekey + margin(rekey),
+        rekey / 10
+    )
+}
+
 /// Renders `swanctl.conf`. Peers are written sorted, so the same plan gives the same text.
 pub fn render(plan: &SwanctlPlan) -> Result<String, SwanctlError> {
     check_local_id(&plan.local_id)?;
@@ -284,7 +319,11 @@ pub fn render(plan: &SwanctlPlan) -> Result<String, SwanctlError> {
     }
     let taken: BTreeSet<Ipv4Addr> = peers.iter().filter_map(|p| p.address).collect();
     let pool = if peers.iter().any(|p| p.address.is_none()) {
-        Some(pool_ranges(plan.tunnel_network, plan.tunnel_address, &taken)?)
+        Some(pool_ranges(
+            plan.tunnel_network,
+            plan.tunnel_address,
+            &taken,
+        )?)
     } else {
         None
     };
@@ -309,6 +348,7 @@ pub fn render(plan: &SwanctlPlan) -> Result<String, SwanctlError> {
         if plan.dpd_delay_secs > 0 {
             let _ = writeln!(t, "    dpd_delay = {}s", plan.dpd_delay_secs);
         }
+        t.push_str(&ike_lifetimes(plan.ike_rekey_secs));
         t.push_str("    unique = replace\n");
         if p.address.is_none() {
             let _ = writeln!(t, "    pools = {POOL_NAME}");
@@ -329,6 +369,7 @@ pub fn render(plan: &SwanctlPlan) -> Result<String, SwanctlError> {
             None => t.push_str("        remote_ts = dynamic\n"),
         }
         let _ = writeln!(t, "        esp_proposals = {ESP_PROPOSALS}");
+        t.push_str(&child_lifetimes(plan.child_rekey_secs));
         t.push_str("        mode = tunnel\n");
         if plan.dpd_delay_secs > 0 {
             t.push_str("        dpd_action = clear\n");

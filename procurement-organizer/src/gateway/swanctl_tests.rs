@@ -15,6 +15,8 @@ fn plan(peers: Vec<IpsecPeer>) -> SwanctlPlan {
         tunnel_address: Ipv4Addr::new(10, 64, 0, 1),
         private_networks: vec!["10.70.0.0/16".parse().unwrap()],
         dpd_delay_secs: 30,
+        ike_rekey_secs: 14_400,
+        child_rekey_secs: 3600,
         peers,
     }
 }
@@ -48,6 +50,9 @@ connections {
     proposals = aes256gcm16-prfsha256-x25519-ecp256
     encap = yes
     dpd_delay = 30s
+    rekey_time = 14400s
+    over_time = 1440s
+    rand_time = 1440s
     unique = replace
     pools = po-agents
     local {
@@ -66,6 +71,9 @@ connections {
         local_ts = 10.64.0.1/32,10.70.0.0/16
         remote_ts = dynamic
         esp_proposals = aes256gcm16
+        rekey_time = 3600s
+        life_time = 3960s
+        rand_time = 360s
         mode = tunnel
         dpd_action = clear
       }
@@ -78,6 +86,9 @@ connections {
     proposals = aes256gcm16-prfsha256-x25519-ecp256
     encap = yes
     dpd_delay = 30s
+    rekey_time = 14400s
+    over_time = 1440s
+    rand_time = 1440s
     unique = replace
     local {
       auth = pubkey
@@ -95,6 +106,9 @@ connections {
         local_ts = 10.64.0.1/32,10.70.0.0/16
         remote_ts = 10.64.0.9/32
         esp_proposals = aes256gcm16
+        rekey_time = 3600s
+        life_time = 3960s
+        rand_time = 360s
         mode = tunnel
         dpd_action = clear
       }
@@ -108,6 +122,30 @@ pools {
 }
 "#;
     assert_eq!(text, want);
+}
+
+#[test]
+fn short_rekey_times_keep_a_margin_before_the_hard_end() {
+    let mut p = plan(vec![peer(L1, "vm1", None)]);
+    p.ike_rekey_secs = 3;
+    p.child_rekey_secs = 2;
+    let text = render(&p).unwrap();
+    assert!(
+        text.contains("    rekey_time = 3s\n    over_time = 10s\n    rand_time = 0s\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("        rekey_time = 2s\n        life_time = 12s\n        rand_time = 0s\n"),
+        "{text}"
+    );
+    p.ike_rekey_secs = 0;
+    p.child_rekey_secs = 0;
+    let text = render(&p).unwrap();
+    assert!(
+        !text.contains("over_time") && !text.contains("life_time"),
+        "{text}"
+    );
+    assert_eq!(text.matches("rekey_time = 0s").count(), 2, "{text}");
 }
 
 #[test]
