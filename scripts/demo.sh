@@ -5,7 +5,8 @@
 # WireGuard tunnel, pulls the sealed image, stores it under a host-bound start-up key, passes
 # the start gate and kexecs into the tenant OS (phases live, with their times); then the
 # tenant releases and the server is wiped. Cleans up at the end. Run as root.
-# `scripts/demo.sh --wake-only` shows the maintenance boot alone.
+# `scripts/demo.sh --wake-only` shows the maintenance boot alone; `scripts/demo.sh --ipsec` runs
+# the lease over IPsec (the gateway runs strongSwan, the agent an IKEv2/ESP tunnel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -22,6 +22,8 @@ use crate::{MacAddr, VmHandle};
 #[derive(Debug, Clone)]
 pub struct LeaseDemoOptions {
     pub uefi: bool,
+    /// The lease's tunnel is IPsec (the gateway runs strongSwan) instead of WireGuard.
+    pub ipsec: bool,
     /// Seconds to wait for each stage (boot to tenant OS, wipe) before giving up.
     pub timeout_secs: u64,
 }
@@ -47,7 +49,7 @@ const PHASES: [(&str, &str); 7] = [
     ("wake -> PXE -> agent up", "AGENT-PHASE init ok"),
     ("DHCP, facts, hello", "AGENT-PHASE hello ok"),
     ("enroll (key pair in RAM, CSR, token)", "AGENT-ENROLLED"),
-    ("WireGuard tunnel to the gateway", "AGENT-PHASE tunnel ok"),
+    ("tunnel to the gateway", "AGENT-PHASE tunnel ok"),
     ("sealed image through the tunnel", "AGENT-PHASE transfer ok"),
     ("store under start-up key + gate", "AGENT-PHASE start ok"),
     ("kexec -> tenant OS", "TENANT-OS-UP"),
@@ -157,6 +159,10 @@ pub fn run(art: &Artifacts, opts: &LeaseDemoOptions) -> Result<()> {
         }),
     )?;
     let vm = vm.context("no VM")?;
+    let tunnel = if opts.ipsec { "ipsec" } else { "wireguard" };
+    if opts.ipsec {
+        w.use_ipsec()?;
+    }
     println!(
         "         logs in {}; server {VM}: MAC {MAC}, 256 MiB virtio disk, TPM 2.0 (swtpm), powered off",
         w.lab.log_dir().display()
@@ -186,7 +192,11 @@ pub fn run(art: &Artifacts, opts: &LeaseDemoOptions) -> Result<()> {
 
     step(
         t0,
-        "tenant: procurement-organizer gateway run (WireGuard, key service, image store)",
+        if opts.ipsec {
+            "tenant: procurement-organizer gateway run (IPsec: strongSwan's charon with kernel-libipsec, key service, image store)"
+        } else {
+            "tenant: procurement-organizer gateway run (WireGuard, key service, image store)"
+        },
     );
     let gw = w.start_gateway("gateway")?;
     if let Some(l) = gw
@@ -199,7 +209,9 @@ pub fn run(art: &Artifacts, opts: &LeaseDemoOptions) -> Result<()> {
 
     step(
         t0,
-        &format!("tenant: procurement-organizer request --count 1 --image {image} --duration 20m"),
+        &format!(
+            "tenant: procurement-organizer request --count 1 --image {image} --tunnel {tunnel} --duration 20m"
+        ),
     );
     let req = w.po.json(&[
         "request",
@@ -209,6 +221,8 @@ pub fn run(art: &Artifacts, opts: &LeaseDemoOptions) -> Result<()> {
         "demo",
         "--image",
         &image,
+        "--tunnel",
+        tunnel,
         "--duration",
         "20m",
     ])?;
@@ -217,7 +231,7 @@ pub fn run(art: &Artifacts, opts: &LeaseDemoOptions) -> Result<()> {
         .with_context(|| format!("no lease id in the organizer's answer: {req}"))?
         .to_string();
     indent(&format!(
-        "granted {} of 1: lease {lease}, state {}, tunnel through {}",
+        "granted {} of 1: lease {lease}, state {}, tunnel {tunnel} through {}",
         req["answer"]["granted"],
         req["answer"]["lease"]["state"].as_str().unwrap_or("?"),
         req["answer"]["lease"]["gateway"]["register_url"]

@@ -46,6 +46,10 @@ enum Cmd {
         /// Boot the VM with OVMF (UEFI PXE, iPXE chain-loaded over TFTP) instead of SeaBIOS.
         #[arg(long)]
         uefi: bool,
+        /// The lease's tunnel is IPsec: the tenant's gateway runs strongSwan (charon with
+        /// kernel-libipsec) and the agent builds an IKEv2/ESP tunnel with its certificate.
+        #[arg(long)]
+        ipsec: bool,
         /// Give up waiting for each stage after this many seconds.
         #[arg(long, default_value_t = 240)]
         timeout: u64,
@@ -212,6 +216,7 @@ fn main() -> Result<()> {
             artifacts,
             wake_only,
             uefi,
+            ipsec,
             timeout,
         } => {
             if let Some(a) = artifacts {
@@ -232,6 +237,7 @@ fn main() -> Result<()> {
                 &art,
                 &lab::demo_lease::LeaseDemoOptions {
                     uefi,
+                    ipsec,
                     timeout_secs: timeout,
                 },
             )
