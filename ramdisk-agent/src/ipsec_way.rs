@@ -149,10 +149,23 @@ impl IpsecWay {
             .lock()
             .map_err(|_| anyhow!("the IPsec tunnel's lock was poisoned"))?;
         if let Some(t) = slot.as_ref() {
+            let sas = t.sa_status();
             match t.state() {
-                LinkState::Up => return Ok(Duration::ZERO),
+                // An IKE SA whose child SA expired or was deleted with no successor carries
+                // nothing: it counts as down too (an SPI of 0: the endpoint has not published
+                // its first status yet).
+                LinkState::Up
+                    if sas.outbound_spi == 0 || (!sas.expired && !sas.inbound.is_empty()) =>
+                {
+                    return Ok(Duration::ZERO);
+                }
                 gone => {
-                    tracing::warn!(?gone, "the IPsec tunnel is down; building it again");
+                    tracing::warn!(
+                        ?gone,
+                        expired = sas.expired,
+                        inbound_sas = sas.inbound.len(),
+                        "the IPsec tunnel is down; building it again"
+                    );
                     *slot = None;
                 }
             }
