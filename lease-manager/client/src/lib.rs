@@ -289,6 +289,13 @@ impl Client {
         }
     }
 
+    /// Closes the kept connection (if any): the next request opens a new one, with a new TLS
+    /// handshake (resumed if this client's TLS session cache holds a ticket from the server),
+    /// as a caller that connects per exchange does.
+    pub async fn close(&self) {
+        self.conn.lock().await.take();
+    }
+
     /// One request; any status comes back as an [`Answer`].
     pub async fn request(
         &self,

@@ -21,7 +21,8 @@ use crate::script::{self, BootParams};
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
     pub enrolled: bool,
-    /// The enroll request alone (after key generation).
+    /// The enroll request alone (after key generation), including its TCP connect and TLS
+    /// handshake.
     pub enroll: Option<Duration>,
     /// From start to holding a certificate.
     pub to_enrolled: Option<Duration>,
@@ -40,6 +41,8 @@ pub struct Settings {
     /// Stop heartbeating (without a release) after this long once enrolled; `None`: wait for
     /// the release.
     pub hold: Option<Duration>,
+    /// The enroll burst's wall and CPU time.
+    pub burst: Arc<crate::burst::Burst>,
 }
 
 /// Calls `f` until it succeeds, a non-transient error comes, or `deadline` passes.
@@ -75,7 +78,11 @@ pub async fn run(mac: MacAddr, n: u32, s: Arc<Settings>, barrier: Arc<Barrier>) 
     let mut waited = false;
     let r = run_inner(mac, n, &s, &barrier, &mut out, &mut waited, start).await;
     if !waited {
-        barrier.wait().await;
+        // Failed before enrolling: counts as answered for the burst.
+        if barrier.wait().await.is_leader() {
+            s.burst.started();
+        }
+        s.burst.answered();
     }
     if let Err(e) = r {
         out.error = Some(format!("{e:#}"));
@@ -130,8 +137,14 @@ async fn run_inner(
     // 3. Key and CSR in memory, then all agents enroll at once.
     let key = lm_pki::generate_key().map_err(|e| anyhow::anyhow!("{e}"))?;
     let csr = lm_pki::make_csr(&key, &hr.server).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The ramdisk agent opens a new TCP and TLS connection per exchange (with the same TLS
+    // configuration, so it may resume the hello's session): the enroll latency includes that
+    // connect and handshake.
+    anon.close().await;
     *waited = true;
-    barrier.wait().await;
+    if barrier.wait().await.is_leader() {
+        s.burst.started();
+    }
     let req = EnrollRequest {
         lease,
         boot_id: params.boot_id,
@@ -140,10 +153,12 @@ async fn run_inner(
         csr_pem: csr,
     };
     let t0 = Instant::now();
-    let er: EnrollResponse = retry(deadline, &mut out.retries, "enroll", || {
-        anon.post("/v1/agent/enroll", &req)
+    let er = retry(deadline, &mut out.retries, "enroll", || {
+        anon.post::<_, EnrollResponse>("/v1/agent/enroll", &req)
     })
-    .await?;
+    .await;
+    s.burst.answered();
+    let er = er?;
     out.enroll = Some(t0.elapsed());
     out.to_enrolled = Some(start.elapsed());
     out.enrolled = true;

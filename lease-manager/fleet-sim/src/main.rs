@@ -5,6 +5,7 @@
 //! per second, enroll latency (p50/p99/max), errors and the LM's peak RSS.
 
 mod agent;
+mod burst;
 mod script;
 mod stats;
 
@@ -76,18 +77,6 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     s.lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// User + system CPU time of a process, in milliseconds.
-fn cpu_ms(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(ticks * 1000 / hz)
 }
 
 fn macs(prefix: &str, n: u32) -> anyhow::Result<Vec<MacAddr>> {
@@ -163,10 +152,11 @@ async fn main() -> anyhow::Result<()> {
         ca_pem: bundle.ca_pem.clone(),
         patience: Duration::from_secs(args.patience_s),
         hold: (!args.release).then_some(Duration::ZERO),
+        burst: Arc::new(burst::Burst::new(args.lm_pid, args.agents as usize)),
     });
     let barrier = Arc::new(Barrier::new(args.agents as usize));
     let started = Instant::now();
-    let cpu_before = args.lm_pid.and_then(cpu_ms);
+    let cpu_before = args.lm_pid.and_then(|p| burst::cpu_ms(&p.to_string()));
     let tasks: Vec<_> = macs
         .iter()
         .enumerate()
@@ -258,11 +248,21 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let total = started.elapsed();
-    let lm_cpu = match (cpu_before, args.lm_pid.and_then(cpu_ms)) {
+    let lm_cpu = match (
+        cpu_before,
+        args.lm_pid.and_then(|p| burst::cpu_ms(&p.to_string())),
+    ) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
     };
-    report(&args, &outcomes, total, ended, lm_cpu)
+    report(
+        &args,
+        &outcomes,
+        total,
+        ended,
+        lm_cpu,
+        settings.burst.cost(),
+    )
 }
 
 /// The tenant's calls survive an LM restart (fault tests kill it).
@@ -287,6 +287,7 @@ fn report(
     total: Duration,
     release: Option<Duration>,
     lm_cpu_ms: Option<u64>,
+    burst: Option<burst::Cost>,
 ) -> anyhow::Result<()> {
     let enroll: Vec<Duration> = outcomes.iter().filter_map(|o| o.enroll).collect();
     let s = stats::summarize(&enroll);
@@ -316,6 +317,7 @@ fn report(
                 "total_ms": total.as_millis() as u64,
                 "lm_peak_rss_kib": rss,
                 "lm_cpu_ms": lm_cpu_ms,
+                "burst": burst,
                 "first_errors": errors.iter().take(5).collect::<Vec<_>>(),
             })
         );
@@ -343,6 +345,15 @@ fn report(
                 "LM CPU            {:.1} s for the run ({:.2} ms per agent)",
                 ms as f64 / 1000.0,
                 ms as f64 / f64::from(args.agents)
+            );
+        }
+        if let Some(b) = burst {
+            let ms = |v: Option<u64>| v.map_or("n/a".into(), |v| format!("{v} ms"));
+            println!(
+                "enroll burst      {:.1} ms wall, LM CPU {}, simulator CPU {}",
+                b.wall_ms,
+                ms(b.lm_cpu_ms),
+                ms(b.sim_cpu_ms)
             );
         }
         if let Some(kib) = rss {

@@ -29,6 +29,18 @@ pub struct FleetResult {
     pub lm_cpu_ms: Option<u64>,
     #[serde(default)]
     pub first_errors: Vec<String>,
+    /// The enroll burst alone: wall time and the CPU the LM and the simulator spent in it.
+    #[serde(default)]
+    pub burst: Option<Burst>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Burst {
+    pub wall_ms: f64,
+    pub lm_cpu_ms: Option<u64>,
+    pub sim_cpu_ms: Option<u64>,
+    /// CLOCK_MONOTONIC at its start and end (to cut a `perf record -k CLOCK_MONOTONIC`).
+    pub monotonic_s: (f64, f64),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +111,7 @@ pub fn bench(art: &Artifacts, lm_bin: &Path, sim: &Path, agents: u32) -> Result<
         );
     };
     let r: FleetResult = serde_json::from_str(line).context("parsing fleet-sim's JSON")?;
+    eprintln!("fleet-sim: {line}");
     std::thread::sleep(Duration::from_millis(100));
     drop(lm);
     drop(lab);
@@ -140,6 +153,16 @@ pub fn report(r: &FleetResult) -> String {
             .map(|ms| format!("{:.1} s ({:.2} ms per agent)", ms as f64 / 1000.0, ms as f64 / f64::from(r.agents)))
             .unwrap_or_else(|| "n/a".into())
     ));
+    if let Some(b) = &r.burst {
+        let ms = |v: Option<u64>| v.map_or("n/a".into(), |v| format!("{v} ms"));
+        s.push_str(&format!(
+            "Enroll burst: {:.0} ms wall, LM CPU {}, simulator CPU {} (of {:.0} ms on 2 cores).\n",
+            b.wall_ms,
+            ms(b.lm_cpu_ms),
+            ms(b.sim_cpu_ms),
+            2.0 * b.wall_ms
+        ));
+    }
     for e in &r.first_errors {
         s.push_str(&format!("- error: {e}\n"));
     }
