@@ -240,6 +240,51 @@ impl Drop for Charon {
     }
 }
 
+/// Every IPv4 address on this host's interfaces (in the gateway's network namespace).
+pub fn local_ipv4_addresses() -> std::io::Result<Vec<std::net::Ipv4Addr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head that is freed below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points at a sockaddr.
+        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: family AF_INET means the storage is a sockaddr_in.
+        let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+        out.push(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+    }
+    // SAFETY: the list head from getifaddrs above, freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// Warns for each private network in which this host has no address (see
+/// [`swanctl::networks_without_local_address`]).
+pub fn warn_uncovered_networks(cfg: &GatewayConfig) {
+    match local_ipv4_addresses() {
+        Ok(local) => {
+            for net in swanctl::networks_without_local_address(&cfg.private_networks, &local) {
+                tracing::warn!(
+                    network = %net,
+                    "no address of this host is in private network {net}: kernel-libipsec cannot install the route to an agent for it, and charon will refuse every child SA that includes it (TS_UNACCEPTABLE); put an address of {net} on this host (the firewall's own address there)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot list this host's addresses"),
+    }
+}
+
 /// Puts the gateway's tunnel address on `device` (kernel-libipsec's TUN device, `ipsec0`) as a
 /// /32, so the private services can bind it (`ip -4 addr replace`).
 pub fn add_tunnel_address(device: &str, addr: std::net::Ipv4Addr) -> anyhow::Result<()> {

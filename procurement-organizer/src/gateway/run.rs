@@ -169,6 +169,7 @@ pub async fn start(
                 None => None,
             };
             super::ipsec::add_tunnel_address(&g.tun_name, g.tunnel_address)?;
+            super::ipsec::warn_uncovered_networks(g);
             (
                 Arc::new(NoWireGuard) as Arc<dyn WgPeers>,
                 Some(Arc::new(ipsec)),

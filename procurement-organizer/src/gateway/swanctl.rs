@@ -418,6 +418,18 @@ pub fn admitted_peers(record: &Record, leases: &[LeaseView], tenant: &Name) -> V
     out
 }
 
+/// The private networks of `plan` in which this host has none of the addresses `local`:
+/// kernel-libipsec installs the route to an agent with a source address inside `local_ts`, and
+/// without one charon answers every child SA that includes such a network with
+/// TS_UNACCEPTABLE (`error installing route with policy ...`).
+pub fn networks_without_local_address(private: &[Ipv4Net], local: &[Ipv4Addr]) -> Vec<Ipv4Net> {
+    private
+        .iter()
+        .filter(|n| !local.iter().any(|a| n.contains(*a)))
+        .copied()
+        .collect()
+}
+
 #[cfg(test)]
 #[path = "swanctl_tests.rs"]
 mod tests;

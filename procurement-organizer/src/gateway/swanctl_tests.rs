@@ -493,3 +493,18 @@ fn admitted_peers_are_the_leases_that_asked_for_ipsec() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn private_networks_without_a_local_address_are_named() {
+    let nets: Vec<Ipv4Net> = vec![
+        "10.70.0.0/16".parse().unwrap(),
+        "172.30.0.0/24".parse().unwrap(),
+    ];
+    let local = [Ipv4Addr::new(10, 63, 0, 2), Ipv4Addr::new(10, 70, 9, 1)];
+    assert_eq!(
+        networks_without_local_address(&nets, &local),
+        vec!["172.30.0.0/24".parse::<Ipv4Net>().unwrap()]
+    );
+    assert!(networks_without_local_address(&[], &local).is_empty());
+    assert_eq!(networks_without_local_address(&nets, &[]), nets);
+}
