@@ -385,6 +385,34 @@ fn a_wireguard_registration_needs_a_wireguard_lease_at_a_wireguard_gateway() {
 }
 
 #[test]
+fn an_ipsec_registration_needs_an_ipsec_lease_at_an_ipsec_gateway() {
+    let set = |w: &mut World, t: Tunnel| {
+        let mut r = Record::default();
+        let mut l = record().approved(lease_id()).unwrap().clone();
+        l.tunnel = t;
+        r.add(l);
+        w.record = r;
+        if let Some(v) = w.lease.as_mut() {
+            v.tunnel = t;
+        }
+    };
+    let mut w = World::good();
+    set(&mut w, Tunnel::Ipsec);
+    assert!(admit_registration(&agent(), Tunnel::Ipsec, Tunnel::Ipsec, &w.facts()).is_ok());
+    // A WireGuard lease cannot register without a key at an IPsec gateway ...
+    let mut w = World::good();
+    set(&mut w, Tunnel::Wireguard);
+    let r = admit_registration(&agent(), Tunnel::Ipsec, Tunnel::Ipsec, &w.facts()).unwrap_err();
+    assert_eq!(r.reason(), "wrong-tunnel", "{r}");
+    // ... and no registration without a key is taken at a WireGuard gateway.
+    let mut w = World::good();
+    set(&mut w, Tunnel::Ipsec);
+    let r = admit_registration(&agent(), Tunnel::Wireguard, Tunnel::Ipsec, &w.facts()).unwrap_err();
+    assert_eq!(r.reason(), "gateway-tunnel", "{r}");
+    assert!(r.to_string().contains("not ipsec"), "{r}");
+}
+
+#[test]
 fn check_tunnel_admits_only_when_record_lm_and_offer_agree() {
     let all = [Tunnel::Wireguard, Tunnel::Ipsec];
     for requested in all {
