@@ -103,6 +103,8 @@ pub struct Inventory {
     durability: crate::group_commit::GroupCommit,
     /// Operations waiting to share a transaction (see `inventory_shared`).
     queue: Mutex<Vec<shared::Job>>,
+    /// When the last shared batch was taken from the queue (see `inventory_shared`).
+    batch_started: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Inventory {
@@ -149,6 +151,7 @@ impl Inventory {
             token_ttl_s: std::sync::atomic::AtomicU64::new(DEFAULT_TOKEN_TTL_S),
             durability: crate::group_commit::GroupCommit::default(),
             queue: Mutex::new(Vec::new()),
+            batch_started: Mutex::new(None),
         })
     }
 

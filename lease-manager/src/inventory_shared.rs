@@ -7,11 +7,19 @@
 //! outcome goes back to its caller, and every caller still returns only once the combined
 //! transaction is durable.
 //!
+//! Gathering: under a burst, operations arrive one by one as fast as the CPU answers them,
+//! so the queue rarely holds more than one when the writer lock comes free, and every sled
+//! transaction writes and syncs its own log buffer on sled's IO threads (which wakes all of
+//! them). So when the last batch started less than [`GATHER`] ago, a new caller first waits
+//! until [`GATHER`] after that start (outside the writer lock); one batch then takes what was
+//! queued meanwhile. A lone operation (no batch in the last [`GATHER`]) waits for nothing.
+//!
 //! An operation must be repeatable on a fresh [`Work`]: if one of a batch fails with an
 //! internal error, the batch's work is thrown away and each operation runs again alone, so a
 //! failure of one never becomes the failure of the others, and no partial work is committed.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{Inventory, InventoryError};
 use crate::ledger::Work;
@@ -19,10 +27,22 @@ use crate::ledger::Work;
 /// The most operations one shared transaction takes.
 const MAX_BATCH: usize = 256;
 
+/// Under a burst, shared batches start at least this far apart (see the module doc): at most
+/// this much latency added to an operation, for several operations per store transaction.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// A job's outcome: the group-commit generation to wait for, if it stored anything.
 type Outcome = Result<Option<u64>, InventoryError>;
 
 type Run = Box<dyn FnMut(&mut Work<'_>) -> Result<(), InventoryError> + Send>;
+
+/// How long a new caller waits before taking the writer lock, when the last batch started
+/// at `last` (see the module doc).
+fn gather_wait(last: Option<Instant>, now: Instant) -> Duration {
+    last.map_or(Duration::ZERO, |t| {
+        GATHER.saturating_sub(now.saturating_duration_since(t))
+    })
+}
 
 /// One queued operation.
 pub(super) struct Job {
@@ -63,6 +83,10 @@ impl Inventory {
             }),
             done: done.clone(),
         });
+        let rest = gather_wait(*lock(&self.batch_started), Instant::now());
+        if !rest.is_zero() {
+            std::thread::sleep(rest);
+        }
         let mut ids = lock(&self.writer);
         // Another caller may have run this operation while this one waited for the lock.
         let finished = lock(&done).take();
@@ -86,6 +110,7 @@ impl Inventory {
                         let n = q.len().min(MAX_BATCH);
                         q.drain(..n).collect()
                     };
+                    *lock(&self.batch_started) = Some(Instant::now());
                     if jobs.is_empty() {
                         break Err(InventoryError::Internal(
                             "an operation was queued but not run".into(),
@@ -266,6 +291,52 @@ mod tests {
         let names: Vec<String> = stored.tenants.keys().map(|n| n.to_string()).collect();
         assert_eq!(names.len(), 7, "{names:?}");
         assert!(!names.iter().any(|n| n.starts_with("bad")), "{names:?}");
+    }
+
+    #[test]
+    fn a_caller_waits_only_shortly_after_a_batch_started() {
+        let t = Instant::now();
+        assert_eq!(gather_wait(None, t), Duration::ZERO, "no batch yet");
+        assert_eq!(gather_wait(Some(t), t), GATHER);
+        assert_eq!(gather_wait(Some(t), t + GATHER / 4), GATHER * 3 / 4);
+        assert_eq!(gather_wait(Some(t), t + GATHER), Duration::ZERO);
+        assert_eq!(
+            gather_wait(Some(t), t + GATHER * 9),
+            Duration::ZERO,
+            "quiet"
+        );
+        assert_eq!(gather_wait(Some(t + GATHER), t), GATHER, "clock order");
+    }
+
+    /// Callers arriving one by one (not queued behind a held lock) within the gathering time
+    /// of each other still share transactions, and each gets its own outcome.
+    #[test]
+    fn staggered_callers_are_gathered_into_few_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = inventory(dir.path());
+        let before = inv.durability.generations();
+        let n = 16;
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let inv = inv.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(GATHER * i / 2);
+                    inv.transact_shared("test", move |w| {
+                        w.put_tenant(tenant(i as usize));
+                        Ok(i)
+                    })
+                })
+            })
+            .collect();
+        for (i, t) in threads.into_iter().enumerate() {
+            assert_eq!(t.join().unwrap().unwrap() as usize, i);
+        }
+        let commits = inv.durability.generations() - before;
+        assert!(
+            commits <= 11,
+            "{commits} store transactions for {n} staggered callers"
+        );
+        inv.with_ledger(|l| assert_eq!(l.tenants.len(), n as usize));
     }
 
     #[test]
