@@ -85,7 +85,11 @@ fn agent_node(r: &PeerRegistered, key: PrivateKey) -> NodeHandle {
             tun.add_route(net.addr(), net.prefix()).unwrap();
         }
     }
-    let gw = PublicKey::from_bytes(r.gateway_wg_public_key.expect("a WireGuard gateway sends its key").0);
+    let gw = PublicKey::from_bytes(
+        r.gateway_wg_public_key
+            .expect("a WireGuard gateway sends its key")
+            .0,
+    );
     let node = Node::spawn(NodeConfig {
         private_key: key,
         listen: "0.0.0.0:0".parse().unwrap(),

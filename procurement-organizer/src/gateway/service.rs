@@ -111,10 +111,9 @@ impl Gateway {
             let Some(key) = &peer.wg_public_key else {
                 continue;
             };
-            p.wg.add_peer(key, peer.address)
-                .map_err(|e| {
-                    anyhow::anyhow!("re-adding peer {} of {}: {e}", peer.server, peer.lease)
-                })?;
+            p.wg.add_peer(key, peer.address).map_err(|e| {
+                anyhow::anyhow!("re-adding peer {} of {}: {e}", peer.server, peer.lease)
+            })?;
             tracing::info!(lease = %peer.lease, server = %peer.server, address = %peer.address, "peer restored");
         }
         Ok(Self {
