@@ -155,8 +155,14 @@ mod tests {
         };
         let j = serde_json::to_string(&r).unwrap();
         assert!(!j.contains("gateway_wg"), "{j}");
-        assert!(j.contains(r#""gateway_ike_endpoint":"10.77.0.2:500""#), "{j}");
-        assert_eq!(crate::parse_body::<PeerRegistered>(j.as_bytes()).unwrap(), r);
+        assert!(
+            j.contains(r#""gateway_ike_endpoint":"10.77.0.2:500""#),
+            "{j}"
+        );
+        assert_eq!(
+            crate::parse_body::<PeerRegistered>(j.as_bytes()).unwrap(),
+            r
+        );
     }
 
     #[test]
