@@ -6,6 +6,8 @@
 //! ipsec-node up --local IP --peer IP --cert DER --key PKCS8-DER --ca DER --inner IP
 //!               --remote-ts IP/LEN [--tun NAME] [--mtu 1400] [--handshakes N]
 //!               [--pause-ms 200] [--start-after-ms 0]
+//! ipsec-node esp --local IP --peer IP --inner IP --route IP/LEN --spi-in HEX --spi-out HEX
+//!                --key-in HEX --key-out HEX [--tun NAME] [--mtu 1400]
 //! ```
 //! `pki` writes a test PKI made with rcgen (the interop tests' `ca.rs`): `ca.pem`/`ca.der` and
 //! for each of `fw`, `ss` and `agent` a P-256 certificate (`NAME.pem`, `NAME.der`) and its key
@@ -19,6 +21,12 @@
 //! `handshake_ms=...` for each and `done` at the end. `--start-after-ms` waits before the first
 //! handshake, so it runs on a warm process. Times are measured by the initiator from its first
 //! request to the accepted IKE_AUTH response.
+//!
+//! `esp` runs agent-esp's endpoint alone, without IKE, as `Tunnel::up` runs it after the
+//! handshake: the SA pair from the given SPIs and keys (36 bytes of KEYMAT in hex: the
+//! AES-256 key and the 4-byte salt), UDP 4500 on `--local`, a TUN device with the inner
+//! address and a route; prints `ready`, runs until SIGTERM or SIGINT and prints the counters.
+//! Two of them facing each other measure the agent's ESP data path without a peer's limits.
 
 #[allow(dead_code)]
 #[path = "../../ike/tests/common/ca.rs"]
@@ -30,7 +38,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use agent_esp::LifetimeLimits;
+use agent_esp::io::{Counters, Endpoint, EndpointConfig, TunDevice};
+use agent_esp::{InboundSa, LifetimeLimits, OutboundSa, SaKey};
 use agent_ike::{
     DhGroup, LocalCredential, PeerTrust, RetransmitPolicy, SystemEntropy, TrafficSelector,
 };
@@ -52,6 +61,25 @@ struct Args {
     handshakes: Option<u32>,
     pause: Duration,
     start_after: Duration,
+    route: Option<(Ipv4Addr, u8)>,
+    spi_in: Option<u32>,
+    spi_out: Option<u32>,
+    key_in: Option<Vec<u8>>,
+    key_out: Option<Vec<u8>>,
+}
+
+fn hex(s: &str) -> Res<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return Err(format!("{s:?}: odd number of hex digits").into());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .ok_or_else(|| format!("{s:?}: not hex").into())
+        })
+        .collect()
 }
 
 fn cidr(s: &str) -> Res<(Ipv4Addr, u8)> {
@@ -87,6 +115,11 @@ fn parse(mut it: impl Iterator<Item = String>) -> Res<Args> {
             "--handshakes" => a.handshakes = Some(value()?.parse()?),
             "--pause-ms" => a.pause = Duration::from_millis(value()?.parse()?),
             "--start-after-ms" => a.start_after = Duration::from_millis(value()?.parse()?),
+            "--route" => a.route = Some(cidr(&value()?)?),
+            "--spi-in" => a.spi_in = Some(u32::from_str_radix(&value()?, 16)?),
+            "--spi-out" => a.spi_out = Some(u32::from_str_radix(&value()?, 16)?),
+            "--key-in" => a.key_in = Some(hex(&value()?)?),
+            "--key-out" => a.key_out = Some(hex(&value()?)?),
             other => return Err(format!("unknown argument {other:?} (see the file's doc)").into()),
         }
     }
@@ -214,7 +247,12 @@ fn up(a: &Args) -> Res<()> {
         info.spi_in, info.spi_out, info.inner, info.routes
     );
     wait_for_signal(&signals);
-    let c = tunnel.counters();
+    print_counters(&tunnel.counters());
+    drop(tunnel);
+    Ok(())
+}
+
+fn print_counters(c: &Counters) {
     println!(
         "counters sent={} received={} io_errors={} integrity={} replayed={} malformed={} unclassified={}",
         c.sent.load(Ordering::Relaxed),
@@ -225,8 +263,61 @@ fn up(a: &Args) -> Res<()> {
         c.malformed.load(Ordering::Relaxed),
         c.unclassified.load(Ordering::Relaxed),
     );
-    drop(tunnel);
-    Ok(())
+}
+
+/// agent-esp's endpoint with a given SA pair, no IKE.
+fn esp(a: &Args) -> Res<()> {
+    let signals = block_signals();
+    let local = a.local.ok_or("--local is required")?;
+    let peer = a.peer.ok_or("--peer is required")?;
+    let inner = a.inner.ok_or("--inner is required")?;
+    let (route, len) = a.route.ok_or("--route is required")?;
+    let now = std::time::Instant::now();
+    let limits = LifetimeLimits::default();
+    let key = |k: &Option<Vec<u8>>, flag: &str| -> Res<SaKey> {
+        Ok(SaKey::from_keymat(
+            k.as_deref().ok_or(format!("{flag} is required"))?,
+        )?)
+    };
+    let outbound = OutboundSa::new(
+        a.spi_out.ok_or("--spi-out is required")?,
+        &key(&a.key_out, "--key-out")?,
+        limits,
+        now,
+    )?;
+    let inbound = InboundSa::new(
+        a.spi_in.ok_or("--spi-in is required")?,
+        &key(&a.key_in, "--key-in")?,
+        limits,
+        now,
+    )?;
+    let sock = std::net::UdpSocket::bind((local, 4500))?;
+    let tun = TunDevice::create(&a.tun)?;
+    let ifc = wg_tunnel::ifconfig::Ifconfig::open()?;
+    ifc.set_ipv4(&a.tun, inner, wg_tunnel::ifconfig::netmask(32))?;
+    ifc.set_mtu(&a.tun, a.mtu)?;
+    ifc.set_up(&a.tun)?;
+    ifc.add_route(&a.tun, wg_tunnel::Ipv4Net::new(route, len)?, None)?;
+    let mut ep = Endpoint::new(
+        sock,
+        tun,
+        EndpointConfig {
+            peer: std::net::SocketAddr::from((peer, 4500)),
+            outbound,
+            inbound,
+        },
+        None,
+    )?;
+    let counters = ep.counters();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let thread = std::thread::spawn(move || ep.run(&flag));
+    println!("ready");
+    wait_for_signal(&signals);
+    stop.store(true, Ordering::Relaxed);
+    let ended = thread.join().map_err(|_| "the endpoint thread panicked")?;
+    print_counters(&counters);
+    Ok(ended?)
 }
 
 fn main() -> Res<()> {
@@ -234,6 +325,10 @@ fn main() -> Res<()> {
     match it.next().as_deref() {
         Some("pki") => pki(&it.next().ok_or("pki needs a folder")?),
         Some("up") => up(&parse(it)?),
-        _ => Err("usage: ipsec-node pki DIR | ipsec-node up ... (see the file's doc)".into()),
+        Some("esp") => esp(&parse(it)?),
+        _ => Err(
+            "usage: ipsec-node pki DIR | ipsec-node up ... | ipsec-node esp ... (see the file's doc)"
+                .into(),
+        ),
     }
 }

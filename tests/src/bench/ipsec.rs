@@ -10,7 +10,9 @@
 //! certificates (P-256, one test CA) and a child SA with AES-GCM-16-256, ESP in UDP 4500.
 //! - Throughput: `iperf3 -c 10.20.0.1 -t SECS` from the initiator's inner address (one TCP
 //!   stream), upload and download (`-R`), rounds alternating which initiator goes first; each
-//!   round brings a fresh tunnel up and terminates it afterwards.
+//!   round brings a fresh tunnel up and terminates it afterwards. For the data path without
+//!   charon's limits, the same through two agent-esp endpoints facing each other (`ipsec-node
+//!   esp`, random keys, no IKE) on the namespace pair of [`super::Pair`].
 //! - Handshake: IKE_SA_INIT request to the IKE_AUTH response, on the wire (kernel timestamps of
 //!   a capture on the initiator's veth, [`capture`]), N handshakes each: `swanctl --initiate`
 //!   then `--terminate` on S's charon, `ipsec-node up --handshakes N` in A (a warm process).
@@ -50,6 +52,8 @@ const PROPOSAL: &str = "aes256gcm16-prfsha256-x25519";
 pub enum Stack {
     StrongSwan,
     Agent,
+    /// Two agent-esp endpoints facing each other with given keys (no IKE, no charon).
+    AgentEsp,
 }
 
 impl Stack {
@@ -57,6 +61,7 @@ impl Stack {
         match self {
             Stack::StrongSwan => "strongSwan 5.9 -> strongSwan (kernel-libipsec both)",
             Stack::Agent => "agent stack (ipsec-node) -> strongSwan",
+            Stack::AgentEsp => "agent-esp <-> agent-esp (ESP only, no IKE)",
         }
     }
 }
@@ -123,11 +128,13 @@ impl Tools {
     }
 }
 
-/// The three namespaces; deleted on drop (after the processes, which are dropped first).
+/// The three namespaces, and the pair for the ESP-only runs; deleted on drop (after the
+/// processes, which are dropped first).
 struct Net {
     r: Netns,
     s: Netns,
     a: Netns,
+    esp: super::Pair,
 }
 
 fn net() -> Result<Net> {
@@ -135,6 +142,7 @@ fn net() -> Result<Net> {
         r: Netns::create("isr")?,
         s: Netns::create("iss")?,
         a: Netns::create("isa")?,
+        esp: super::Pair::new()?,
     };
     netns::veth(&n.r, "ir0", &n.s, "is0")?;
     netns::veth(&n.r, "ir1", &n.a, "ia0")?;
@@ -147,12 +155,15 @@ fn net() -> Result<Net> {
         ns.add_addr(dev, addr.parse()?, 24)?;
         ns.link_up(dev)?;
     }
-    for ns in [&n.r, &n.s, &n.a] {
+    for ns in [&n.r, &n.s, &n.a, &n.esp.server, &n.esp.client] {
         ns.set_sysctl("net/ipv6/conf/all/disable_ipv6", "1")?;
     }
     // kernel-libipsec routes with a source address of the local traffic selector
     n.r.add_addr("lo", TENANT.parse()?, 16)?;
     n.s.add_addr("lo", S_INNER.parse()?, 32)?;
+    // the ESP-only server: the tenant address on its loopback too (its TUN device has
+    // ESP_SERVER_INNER), so iperf3 can bind it before the endpoint's TUN device exists
+    n.esp.server.add_addr("lo", TENANT.parse()?, 32)?;
     Ok(n)
 }
 
@@ -258,17 +269,19 @@ pub fn bench(tools: &Tools, secs: u32, rounds: u32, trials: u32) -> Result<Resul
         s: &s,
         pki: &pki,
         dir: &dir,
+        esp_keys: [esp_key()?, esp_key()?],
     };
-    let iperf = iperf_server(&n.r, &dir)?;
+    let iperf = iperf_server(&n.r, &dir, "r")?;
+    let iperf_esp = iperf_server(&n.esp.server, &dir, "esp")?;
     let mut res = Results {
         secs,
         ..Results::default()
     };
     for round in 0..rounds {
         let order = if round % 2 == 0 {
-            [Stack::StrongSwan, Stack::Agent]
+            [Stack::StrongSwan, Stack::Agent, Stack::AgentEsp]
         } else {
-            [Stack::Agent, Stack::StrongSwan]
+            [Stack::AgentEsp, Stack::Agent, Stack::StrongSwan]
         };
         for stack in order {
             let rates = ctx
@@ -287,7 +300,7 @@ pub fn bench(tools: &Tools, secs: u32, rounds: u32, trials: u32) -> Result<Resul
             res.rates.extend(rates);
         }
     }
-    drop(iperf);
+    drop((iperf, iperf_esp));
     res.strongswan_hs = ctx.strongswan_handshakes(trials)?;
     let (wire, own) = ctx.agent_handshakes(trials)?;
     res.agent_hs = wire;
@@ -310,7 +323,23 @@ struct Ctx<'a> {
     s: &'a Charon,
     pki: &'a Pki,
     dir: &'a Path,
+    /// KEYMAT (hex) server -> client and client -> server of the ESP-only runs.
+    esp_keys: [String; 2],
 }
+
+/// 36 random bytes (AES-256 key and salt) in hex.
+fn esp_key() -> Result<String> {
+    use ring::rand::SecureRandom as _;
+    let mut k = [0u8; 36];
+    ring::rand::SystemRandom::new()
+        .fill(&mut k)
+        .map_err(|_| anyhow::anyhow!("no random bytes from the system"))?;
+    Ok(k.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+const ESP_SERVER: &str = "10.88.0.1";
+const ESP_CLIENT: &str = "10.88.0.2";
+const ESP_SERVER_INNER: &str = "10.20.0.2";
 
 /// `Udp: InErrors` of `/proc/net/snmp` in `ns` (includes RcvbufErrors).
 fn udp_in_errors(ns: &Netns) -> Result<u64> {
@@ -329,14 +358,14 @@ fn udp_counter(snmp: &str, name: &str) -> Option<u64> {
     values.split_whitespace().nth(i)?.parse().ok()
 }
 
-fn iperf_server(r: &Netns, dir: &Path) -> Result<Process> {
+fn iperf_server(r: &Netns, dir: &Path, tag: &str) -> Result<Process> {
     let mut c = Command::new("iperf3");
     c.args(["-s", "--forceflush", "-B", TENANT]);
     let p = Process::spawn(
         "iperf3-server",
         &c,
         Some(r.name()),
-        Some(&dir.join("iperf3-s.log")),
+        Some(&dir.join(format!("iperf3-s-{tag}.log"))),
     )?;
     p.wait_for("Server listening", Duration::from_secs(10))
         .context("iperf3 -s did not start")?;
@@ -358,14 +387,20 @@ impl Ctx<'_> {
 
     /// One round of one initiator: tunnel up, iperf3 upload and download, tunnel down.
     fn throughput(&self, stack: Stack, secs: u32, round: u32) -> Result<Vec<Rate>> {
-        let (ns, inner, tag) = match stack {
-            Stack::StrongSwan => (&self.n.s, S_INNER, "ss"),
-            Stack::Agent => (&self.n.a, A_INNER, "agent"),
+        let (ns, inner, tag, upload_receiver) = match stack {
+            Stack::StrongSwan => (&self.n.s, S_INNER, "ss", &self.n.r),
+            Stack::Agent => (&self.n.a, A_INNER, "agent", &self.n.r),
+            Stack::AgentEsp => (&self.n.esp.client, A_INNER, "esp", &self.n.esp.server),
         };
+        let mut esp_pair = Vec::new();
         let node = match stack {
             Stack::StrongSwan => {
                 self.s
                     .swanctl(&["--initiate", "--child", "c", "--timeout", "10"])?;
+                None
+            }
+            Stack::AgentEsp => {
+                esp_pair = self.esp_pair(round)?;
                 None
             }
             Stack::Agent => {
@@ -388,7 +423,7 @@ impl Ctx<'_> {
             if !upload {
                 args.push("-R");
             }
-            let receiver = if upload { &self.n.r } else { ns };
+            let receiver = if upload { upload_receiver } else { ns };
             let before = udp_in_errors(receiver)?;
             let out = ns.exec("iperf3", &args)?;
             let udp_drops = udp_in_errors(receiver)?.saturating_sub(before);
@@ -411,6 +446,11 @@ impl Ctx<'_> {
             });
         }
         match node {
+            None if stack == Stack::AgentEsp => {
+                for p in esp_pair.drain(..).rev() {
+                    p.terminate();
+                }
+            }
             None => {
                 self.s
                     .swanctl(&["--terminate", "--ike", "t", "--timeout", "5"])?;
@@ -422,6 +462,57 @@ impl Ctx<'_> {
             }
         }
         Ok(rates)
+    }
+
+    /// The two `ipsec-node esp` of the ESP-only runs, ready.
+    fn esp_pair(&self, round: u32) -> Result<Vec<Process>> {
+        let pair = &self.n.esp;
+        let [sc, cs] = &self.esp_keys;
+        let tenant_route = TENANT_NET.to_string();
+        let inner_route = format!("{A_INNER}/32");
+        let sides = [
+            (
+                &pair.server,
+                "server",
+                ESP_SERVER,
+                ESP_CLIENT,
+                ESP_SERVER_INNER,
+                &inner_route,
+            ),
+            (
+                &pair.client,
+                "client",
+                ESP_CLIENT,
+                ESP_SERVER,
+                A_INNER,
+                &tenant_route,
+            ),
+        ];
+        let mut procs = Vec::new();
+        for (ns, side, local, peer, inner, route) in sides {
+            let (spi_in, spi_out, key_in, key_out) = if side == "server" {
+                ("1000b", "1000a", cs, sc)
+            } else {
+                ("1000a", "1000b", sc, cs)
+            };
+            let mut c = Command::new(&self.tools.ipsec_node);
+            c.args(["esp", "--local", local, "--peer", peer, "--inner", inner])
+                .args(["--route", route, "--spi-in", spi_in, "--spi-out", spi_out])
+                .args([
+                    "--key-in",
+                    key_in,
+                    "--key-out",
+                    key_out,
+                    "--tun",
+                    "esp-bench",
+                ]);
+            let log = self.dir.join(format!("ipsec-node-esp-{side}-{round}.log"));
+            let p = Process::spawn("ipsec-node-esp", &c, Some(ns.name()), Some(&log))?;
+            p.wait_for("ready", Duration::from_secs(10))
+                .with_context(|| format!("ipsec-node esp did not start\n{}", p.dump(20)))?;
+            procs.push(p);
+        }
+        Ok(procs)
     }
 
     fn strongswan_handshakes(&self, trials: u32) -> Result<Vec<f64>> {
@@ -534,11 +625,13 @@ pub fn report(res: &Results) -> String {
         res.secs
     );
     let _ = writeln!(o, "|---|---|---|---|---|");
-    for stack in [Stack::StrongSwan, Stack::Agent] {
+    for stack in [Stack::StrongSwan, Stack::Agent, Stack::AgentEsp] {
         let (up, down) = (rates(stack, true), rates(stack, false));
+        let no_hs = Vec::new();
         let hs = match stack {
             Stack::StrongSwan => &res.strongswan_hs,
             Stack::Agent => &res.agent_hs,
+            Stack::AgentEsp => &no_hs,
         };
         let _ = writeln!(
             o,
@@ -599,6 +692,18 @@ pub fn report(res: &Results) -> String {
         "agent IPsec upload / wg-tunnel: {}; the agent's own handshake timing (first request sent to IKE_AUTH response accepted): {}",
         ratio(m(rates(Stack::Agent, true)), wg(tunnel::Impl::Ours)),
         spread(&res.agent_self_hs)
+    );
+    let _ = writeln!(
+        o,
+        "agent-esp alone (no charon) / strongSwan: upload {}, download {}",
+        ratio(
+            m(rates(Stack::AgentEsp, true)),
+            m(rates(Stack::StrongSwan, true))
+        ),
+        ratio(
+            m(rates(Stack::AgentEsp, false)),
+            m(rates(Stack::StrongSwan, false))
+        ),
     );
     o
 }
