@@ -587,6 +587,14 @@ impl IkeSa {
             // The peer's rekey: it is the new SA's initiator and deletes the old one.
             ev.extend(self.switch_to(*next, false, false, now));
         }
+        if matches!(extra.last(), Some(SaEvent::IkeDeleted))
+            && let Some(c) = self.collided_ike.take()
+        {
+            // Both of us rekeyed and the peer, having won, deletes the old SA before our
+            // answer came (RFC 7296 2.8.2): its new SA is the successor, ours is moot.
+            ev.extend(self.adopt_collided_after_delete(*c, now));
+            return Ok(ev);
+        }
         ev.extend(extra);
         if matches!(ev.last(), Some(SaEvent::IkeDeleted)) {
             self.closed = true;

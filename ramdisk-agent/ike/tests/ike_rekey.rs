@@ -926,3 +926,81 @@ proptest::proptest! {
         proptest::prop_assert_eq!(lost, should);
     }
 }
+
+#[test]
+fn peer_deleting_the_old_sa_in_a_collision_makes_its_new_sa_current() {
+    // charon, having won, deleted the old SA before our answer came (it then answered our
+    // rekey with TEMPORARY_FAILURE): the tunnel must not end.
+    let t0 = Instant::now();
+    let mut s = sa(t0);
+    let mut rng = SeededEntropy::new(14);
+    let mut old = Side::original();
+    let t1 = t0 + EVERY;
+    let (id, ..) = our_request(&mut s, t1, &old);
+    let (req, dh) = peer_ike_rekey(&mut old, &[0x44; 32]);
+    let ev = s.on_message(&req, t1, &mut rng).unwrap();
+    let (_, inner) = old.open(&sends(&ev)[0]);
+    let [
+        Payload::Sa(p),
+        Payload::Nonce(our_nr),
+        Payload::Ke { data, .. },
+    ] = &inner[..]
+    else {
+        panic!("{inner:?}")
+    };
+    let their_r = u64::from_be_bytes(p[0].spi[..].try_into().unwrap());
+    let shared = dh.agree(data).unwrap();
+    let theirs = derive_rekeyed(
+        &[7; 32],
+        &shared,
+        &[0x44; 32],
+        our_nr,
+        PEER_NEW_SPI ^ 0xff,
+        their_r,
+    )
+    .unwrap();
+    let del = old.send(
+        exchange::INFORMATIONAL,
+        false,
+        1,
+        &[delete_body(protocol::IKE, &[])],
+    );
+    let ev = s.on_message(&del, t1, &mut rng).unwrap();
+    assert!(
+        matches!(
+            ev[..],
+            [
+                SaEvent::Send(_),
+                SaEvent::OldIkeDeleted { spi_i: SPI_I, .. },
+                SaEvent::IkeRekeyed { ours: false, .. }
+            ]
+        ),
+        "{ev:?}"
+    );
+    assert!(!s.is_closed());
+    assert!(!s.ike_rekeying());
+    assert_eq!(s.spis(), (PEER_NEW_SPI ^ 0xff, their_r));
+    // The late answer to our rekey finds no SA.
+    let busy = Payload::Notify(Notify::ike(nt::TEMPORARY_FAILURE, vec![]));
+    let late = old.send(exchange::CREATE_CHILD_SA, true, id, &[busy]);
+    assert!(matches!(
+        s.on_message(&late, t1, &mut rng),
+        Err(SaDrop::WrongSpi { .. })
+    ));
+    // The peer's SA works: its liveness check is answered.
+    let mut new = Side {
+        spi_i: PEER_NEW_SPI ^ 0xff,
+        spi_r: their_r,
+        keys: theirs,
+        peer_initiator: true,
+        iv: 0,
+    };
+    let dpd = new.send(exchange::INFORMATIONAL, false, 0, &[]);
+    let ev = s.on_message(&dpd, t1, &mut rng).unwrap();
+    let (h, _) = new.open(&sends(&ev)[0]);
+    assert_eq!(h.flags, flags::RESPONSE);
+    // No rekey of ours is left queued; the next one is a lifetime away.
+    let (ev, _) = s.tick(t1 + Duration::from_secs(1));
+    assert!(sends(&ev).is_empty());
+    assert!(!s.ike_rekey_due(t1 + EVERY - Duration::from_millis(1)));
+}

@@ -5,7 +5,11 @@
 //!   our liveness check reaches charon on the new SA (message id 0), nothing retransmitted;
 //! - both sides with the same IKE rekey time: whoever goes first, the tunnel stays up and the
 //!   transfer intact (a true collision needs both requests in flight at once, which the
-//!   sub-millisecond round trip here makes rare; the nonce rule is unit-tested in agent-ike).
+//!   sub-millisecond round trip here makes rare);
+//! - provoked collisions (RFC 7296 2.8.2): charon is held (SIGSTOP) across the moment both
+//!   timers fire, then resumed: its rekey job and our waiting request cross, charon logs
+//!   `detected IKE_REKEY collision`, each redundant IKE SA is deleted by its creator, one IKE
+//!   SA is left on both sides (ours per `swanctl --list-sas`), a paced transfer intact.
 
 #[allow(dead_code)]
 #[path = "../../ike/tests/common/ca.rs"]
@@ -19,10 +23,10 @@ mod life;
 mod strongswan;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agent_esp::LifetimeLimits;
-use agent_ipsec::{LifeConfig, LinkState};
+use agent_ipsec::{LifeConfig, LinkState, Tunnel};
 use life::{fast_life, lab, paced_tcp_both_ways, up};
 use strongswan::Lab;
 
@@ -36,6 +40,27 @@ fn list_sas(lab: &Lab) -> String {
         .output()
         .expect("run swanctl --list-sas");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (both sides keep rekeying) until `swanctl --list-sas` shows exactly one IKE SA and
+/// it is the one the tunnel uses now.
+fn assert_one_ike_sa_ours(lab: &Lab, tunnel: &Tunnel) {
+    let until = Instant::now() + Duration::from_secs(6);
+    loop {
+        let sas = list_sas(lab);
+        let (spi_i, spi_r) = tunnel.life_stats().ike_spis.expect("SPIs after a rekey");
+        let ours =
+            sas.contains(&format!("{spi_i:016x}_i")) && sas.contains(&format!("{spi_r:016x}_r"));
+        if ours && sas.matches("ESTABLISHED").count() == 1 {
+            eprintln!("swanctl --list-sas:\n{sas}");
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "swanctl does not list exactly our IKE SA {spi_i:016x}_i {spi_r:016x}_r: {sas}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn print_ike_lines(log: &str) {
@@ -96,18 +121,11 @@ fn our_ike_sa_rekey_keeps_the_transfer_and_deletes_the_old_sa() {
         "charon retransmitted"
     );
     // charon holds exactly the IKE SA we use now: our newest SPIs, not the first ones.
-    let (spi_i, spi_r) = stats.ike_spis.expect("SPIs after the rekey");
-    let sas = list_sas(&lab);
-    eprintln!("swanctl --list-sas:\n{sas}");
+    assert_one_ike_sa_ours(&lab, &tunnel);
     assert!(
-        sas.contains(&format!("{spi_i:016x}_i")) && sas.contains(&format!("{spi_r:016x}_r")),
-        "swanctl does not list the IKE SA {spi_i:016x}_i {spi_r:016x}_r"
-    );
-    assert!(
-        !sas.contains(&format!("{:016x}_i", first.spi_i)),
+        !list_sas(&lab).contains(&format!("{:016x}_i", first.spi_i)),
         "the first IKE SA is still listed"
     );
-    assert_eq!(sas.matches("ESTABLISHED").count(), 1, "one IKE SA: {sas}");
     assert_eq!(tunnel.state(), LinkState::Up);
     drop(tunnel);
     drop(lab);
@@ -142,13 +160,140 @@ fn both_sides_rekey_the_ike_sa_on_the_same_lifetime() {
         "too few IKE SA rekeys: {stats:?}"
     );
     assert_eq!(tunnel.state(), LinkState::Up);
-    let sas = list_sas(&lab);
-    eprintln!("swanctl --list-sas:\n{sas}");
-    let (spi_i, spi_r) = stats.ike_spis.expect("SPIs after a rekey");
+    assert_one_ike_sa_ours(&lab, &tunnel);
+    drop(tunnel);
+    drop(lab);
+}
+
+/// Holds charon (SIGSTOP) across the moment both IKE rekey timers fire, so that our request
+/// waits in its socket while its own rekey job comes due; on SIGCONT both run: a collision
+/// (RFC 7296 2.8.2) when its job goes first. Repeated over several lifetimes.
+#[test]
+fn a_provoked_ike_rekey_collision() {
+    let Some((lab, ca)) = lab(
+        "",
+        "rekey_time = 3s\n    over_time = 60s\n    rand_time = 0s",
+    ) else {
+        return;
+    };
+    // Requests retransmitted for 5.5 s: longer than charon's first retransmission (4 s).
+    let life = LifeConfig {
+        dpd_idle: Duration::from_secs(30),
+        ike_rekey: Some(Duration::from_millis(2950)),
+        retransmit: agent_ike::RetransmitPolicy {
+            initial: Duration::from_millis(500),
+            factor_percent: 200,
+            max: Duration::from_secs(2),
+            tries: 4,
+        },
+        ..fast_life()
+    };
+    let tunnel = up(&lab, &ca, LifetimeLimits::default(), life);
+    let pid = lab.charon_pid().expect("charon's pid") as libc::pid_t;
+    let rekeys = |t: &agent_ipsec::Tunnel| {
+        let s = t.life_stats();
+        s.ike_rekeys + s.ike_rekeys_ours
+    };
+    let junk = lab.bind("10.99.0.1:0".parse().expect("address"));
+    let charon: std::net::SocketAddr = "10.99.0.2:4500".parse().expect("address");
+    let provoked = |lab: &Lab| {
+        lab.log()
+            .matches("detected IKE_REKEY collision with IKE_REKEY")
+            .count()
+    };
+    std::thread::scope(|sc| {
+        // 20 s of paced traffic both ways across the collisions.
+        sc.spawn(|| paced_tcp_both_ways(&lab, 400, Duration::from_millis(50)));
+        let mut anchor = Instant::now();
+        // Which of charon's jobs runs first after SIGCONT is up to its threads (the junk may
+        // help its rekey job): a collision in about a third of the lifetimes here under load;
+        // up to 16 lifetimes, until one was seen.
+        for cycle in 0..16 {
+            let before = rekeys(&tunnel);
+            std::thread::sleep(
+                (anchor + Duration::from_millis(2850)).saturating_duration_since(Instant::now()),
+            );
+            // SAFETY: signalling the charon process this test started, by its PID.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+            // Junk ESP (an unknown SPI) ahead of our request in charon's socket: its receiver
+            // reads these first on SIGCONT, which gives its due rekey job a head start.
+            for _ in 0..150 {
+                let _ = junk.send_to(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1, 0, 0, 0, 0], charon);
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+            let until = Instant::now() + Duration::from_secs(2);
+            while rekeys(&tunnel) == before && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            anchor = Instant::now();
+            eprintln!("cycle {cycle}: {:?}", tunnel.life_stats());
+            if provoked(&lab) >= 1 {
+                break;
+            }
+        }
+    });
+    // Each redundant IKE SA is deleted by its creator: charon's own when it lost, ours (its
+    // `received DELETE for IKE_SA agent[n]`) when it won. charon may take a while: when both
+    // sides' message ids are equal (0 on a fresh SA) it drops our answer to its request while
+    // it processes our request with the same id (its duplicate check ignores the R flag),
+    // and retransmits 4 s later; our Delete is retransmitted until then.
+    const WAITING: &str = "waiting for delete for redundant IKE_SA ";
+    let redundant_deleted = |log: &str| {
+        log.lines()
+            .filter_map(|l| l.find(WAITING).map(|at| &l[at + WAITING.len()..]))
+            .all(|name| log.contains(&format!("received DELETE for IKE_SA {name}")))
+    };
+    // charon decides each collision when our answer reaches it (`collision lost` / `won`);
+    // when our Delete of the old SA (we won) overtakes that answer in its threads it logs
+    // `collision with IKE_DELETE` instead and drops its redundant SA.
+    let resolved = |log: &str| {
+        log.matches("IKE_SA rekey collision lost, deleting redundant")
+            .count()
+            + log.matches(WAITING).count()
+            + log
+                .matches("detected IKE_REKEY collision with IKE_DELETE")
+                .count()
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = lab.log();
+        let done = redundant_deleted(&log) && resolved(&log) >= provoked(&lab);
+        if done || Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = lab.log();
+    print_ike_lines(&log);
+    let collisions = provoked(&lab);
+    assert!(collisions >= 1, "no collision provoked in 16 lifetimes");
     assert!(
-        sas.contains(&format!("{spi_i:016x}_i")) && sas.contains(&format!("{spi_r:016x}_r")),
-        "swanctl does not list the IKE SA we use"
+        redundant_deleted(&log),
+        "we did not delete a redundant IKE SA of ours"
     );
+    let lost_by_charon = log
+        .matches("IKE_SA rekey collision lost, deleting redundant")
+        .count();
+    let won_by_charon = log.matches(WAITING).count();
+    let stats = tunnel.life_stats();
+    eprintln!("life: {stats:?}");
+    eprintln!(
+        "{collisions} collisions: charon lost {lost_by_charon}, won {won_by_charon}; IKE SAs \
+         kept from our rekeys {}, from charon's {}; charon retransmitted {} times",
+        stats.ike_rekeys_ours,
+        stats.ike_rekeys,
+        log.matches("retransmit").count()
+    );
+    assert!(
+        resolved(&log) >= collisions,
+        "a collision charon detected was never decided"
+    );
+    assert!(!log.contains("giving up"), "charon gave up on a request");
+    // One IKE SA left on both sides, the one we use.
+    assert_one_ike_sa_ours(&lab, &tunnel);
+    assert_eq!(tunnel.state(), LinkState::Up);
     drop(tunnel);
     drop(lab);
 }

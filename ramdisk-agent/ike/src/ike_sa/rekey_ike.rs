@@ -289,6 +289,30 @@ impl IkeSa {
         ev
     }
 
+    /// The peer deleted the current IKE SA while our rekey and its (answered) one crossed:
+    /// the peer's new SA is the successor; the deleted one is gone (its Delete is answered),
+    /// and our rekey's answer, if any still comes, finds no SA.
+    pub(super) fn adopt_collided_after_delete(
+        &mut self,
+        c: Collided,
+        now: Instant,
+    ) -> Vec<SaEvent> {
+        let (old_i, old_r) = (self.spi_i, self.spi_r);
+        let (spi_i, spi_r) = (c.new.spi_i, c.new.spi_r);
+        let mut ev = self.switch_to(c.new, false, false, now);
+        self.retiring.retain(|r| (r.spi_i, r.spi_r) != (old_i, old_r));
+        ev.push(SaEvent::OldIkeDeleted {
+            spi_i: old_i,
+            spi_r: old_r,
+        });
+        ev.push(SaEvent::IkeRekeyed {
+            spi_i,
+            spi_r,
+            ours: false,
+        });
+        ev
+    }
+
     /// The answer to our IKE SA rekey.
     pub(super) fn on_ike_rekey_response(
         &mut self,
