@@ -23,6 +23,36 @@ use crate::{Decapsulated, InboundSa, OutboundSa};
 /// Packets taken from one source before looking at the other.
 const BATCH: usize = 64;
 const BUF: usize = 65_536;
+/// The ESP socket's receive buffer: the kernel default (about 200 KiB, some 90 datagrams of
+/// 1.4 KiB) overflows while the loop seals a batch or waits for a core, and each datagram lost
+/// there is a TCP retransmission inside the tunnel.
+pub const RECV_BUFFER: usize = 4 << 20;
+
+/// Sets the socket's receive buffer to `bytes`: `SO_RCVBUFFORCE` (root, above
+/// `net.core.rmem_max`), else `SO_RCVBUF` (capped by the kernel). Best effort: the endpoint
+/// works with the default buffer, only with more loss under load.
+fn grow_receive_buffer(sock: &UdpSocket, bytes: usize) {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt with a pointer to a live c_int and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+    tracing::debug!(
+        "cannot grow the ESP socket's receive buffer: {}",
+        io::Error::last_os_error()
+    );
+}
 
 /// What the endpoint has done; each field counts packets.
 #[derive(Debug, Default)]
@@ -142,6 +172,7 @@ impl<D: PacketDevice> Endpoint<D> {
         ike: Option<mpsc::Sender<IkeDatagram>>,
     ) -> Result<Self, EndpointError> {
         sock.set_nonblocking(true).map_err(EndpointError::Socket)?;
+        grow_receive_buffer(&sock, RECV_BUFFER);
         let (command_tx, commands) = mpsc::channel();
         Ok(Self {
             sock,
@@ -363,5 +394,44 @@ impl<D: PacketDevice> Endpoint<D> {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receive_buffer(sock: &UdpSocket) -> libc::c_int {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into a live c_int with its size.
+        let rc = unsafe {
+            libc::getsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&raw mut value).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn the_receive_buffer_grows_as_far_as_allowed() {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let before = receive_buffer(&sock);
+        grow_receive_buffer(&sock, RECV_BUFFER);
+        let after = receive_buffer(&sock);
+        assert!(after >= before, "{before} -> {after}");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            // SO_RCVBUFFORCE: the kernel doubles the value for its bookkeeping
+            assert!(after as usize >= RECV_BUFFER, "{after}");
+        }
+        // a hostile size is clamped, not an error
+        grow_receive_buffer(&sock, usize::MAX);
+        assert!(receive_buffer(&sock) > 0);
     }
 }
