@@ -29,6 +29,8 @@ pub struct Outcome {
     pub released: bool,
     pub error: Option<String>,
     pub retries: u32,
+    /// Of those, retries of the enroll request (inside its measured latency).
+    pub enroll_retries: u32,
 }
 
 /// Shared settings.
@@ -153,11 +155,13 @@ async fn run_inner(
         csr_pem: csr,
     };
     let t0 = Instant::now();
+    let before = out.retries;
     let er = retry(deadline, &mut out.retries, "enroll", || {
         anon.post::<_, EnrollResponse>("/v1/agent/enroll", &req)
     })
     .await;
     s.burst.answered();
+    out.enroll_retries = out.retries - before;
     let er = er?;
     out.enroll = Some(t0.elapsed());
     out.to_enrolled = Some(start.elapsed());

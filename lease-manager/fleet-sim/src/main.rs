@@ -293,6 +293,7 @@ fn report(
     let s = stats::summarize(&enroll);
     let errors: Vec<&str> = outcomes.iter().filter_map(|o| o.error.as_deref()).collect();
     let retries: u32 = outcomes.iter().map(|o| o.retries).sum();
+    let enroll_retries: u32 = outcomes.iter().map(|o| o.enroll_retries).sum();
     // Enrollments per second: all enrolled agents over the span from the barrier (first
     // enroll request) to the last certificate.
     let span = enroll.iter().max().copied().unwrap_or_default();
@@ -310,6 +311,7 @@ fn report(
                 "enrolled": enroll.len(),
                 "errors": errors.len(),
                 "retries": retries,
+                "enroll_retries": enroll_retries,
                 "enroll_per_s": rate,
                 "enroll_latency_ms": s,
                 "released": outcomes.iter().filter(|o| o.released).count(),
@@ -324,7 +326,7 @@ fn report(
     } else {
         println!("agents            {}", args.agents);
         println!(
-            "enrolled          {} ({} errors, {retries} retries)",
+            "enrolled          {} ({} errors, {retries} retries, {enroll_retries} of the enroll request)",
             enroll.len(),
             errors.len()
         );

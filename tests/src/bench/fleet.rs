@@ -19,6 +19,9 @@ pub struct FleetResult {
     pub enrolled: u32,
     pub errors: u32,
     pub retries: u32,
+    /// Retries of the enroll request itself (inside the measured latency).
+    #[serde(default)]
+    pub enroll_retries: u32,
     pub enroll_per_s: f64,
     pub enroll_latency_ms: Latency,
     pub released: u32,
@@ -141,13 +144,14 @@ pub fn report(r: &FleetResult) -> String {
             .unwrap_or_else(|| "-".into()),
     ));
     s.push_str(&format!(
-        "\nGoal: p99 under 200 ms with no errors: **{}**. Retries: {}. Wall time {:.1} s. LM CPU {}.\n",
+        "\nGoal: p99 under 200 ms with no errors: **{}**. Retries: {} ({} of the enroll request). Wall time {:.1} s. LM CPU {}.\n",
         if r.errors == 0 && r.enroll_latency_ms.p99_ms < 200.0 {
             "met"
         } else {
             "missed"
         },
         r.retries,
+        r.enroll_retries,
         r.total_ms as f64 / 1000.0,
         r.lm_cpu_ms
             .map(|ms| format!("{:.1} s ({:.2} ms per agent)", ms as f64 / 1000.0, ms as f64 / f64::from(r.agents)))
