@@ -168,14 +168,6 @@ async fn run_inner(
     out.enrolled = true;
     drop(anon);
     // 4. Heartbeats with the certificate until released.
-    let me = Client::new(
-        &params.api_url,
-        Some(&s.ca_pem),
-        Some(&ClientIdentity {
-            cert_pem: er.cert_pem.clone(),
-            key_pem: key.serialize_pem(),
-        }),
-    )?;
     let beat = Heartbeat {
         boot_id: params.boot_id,
         boot_mac: mac,
@@ -187,6 +179,17 @@ async fn run_inner(
     if s.hold.is_none_or(|h| !h.is_zero()) {
         tokio::time::sleep(every).await;
     }
+    // Built only now: loading the key (a P-256 point multiplication) and the PEMs is this
+    // agent's own work after its enrollment, on its own CPU in reality; here it would take
+    // the shared cores from the agents still enrolling.
+    let me = Client::new(
+        &params.api_url,
+        Some(&s.ca_pem),
+        Some(&ClientIdentity {
+            cert_pem: er.cert_pem.clone(),
+            key_pem: key.serialize_pem(),
+        }),
+    )?;
     loop {
         if s.hold.is_some_and(|h| enrolled_at.elapsed() >= h) {
             return Ok(());
