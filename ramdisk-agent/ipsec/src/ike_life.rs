@@ -20,6 +20,11 @@ use agent_ike::{Entropy, IkeSa, SaEvent, SystemEntropy};
 
 use crate::plan;
 
+/// How long after starting a child rekey another may start (the endpoint's status lags).
+const STATUS_SETTLE: Duration = Duration::from_secs(1);
+/// How long after a refused child rekey we ask again.
+const REFUSED_RETRY: Duration = Duration::from_secs(5);
+
 /// What the tunnel knows about its IKE SA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkState {
@@ -209,6 +214,10 @@ impl Life {
                                 .filter(|e| matches!(e, SaEvent::ChildDeleted { .. }))
                                 .count() as u32;
                             self.stats(|s| s.deleted_children += deleted);
+                            if ev.iter().any(|e| matches!(e, SaEvent::RekeyRefused(_))) {
+                                // A refusing peer is asked again only after a while.
+                                rekey_not_before = Instant::now() + REFUSED_RETRY;
+                            }
                             self.events(ev, &mut removals);
                         }
                         Err(e) => tracing::debug!("IKE message dropped: {e}"),
@@ -225,7 +234,9 @@ impl Life {
             if due && !self.sa.rekeying() && now >= rekey_not_before && !self.sa.is_closed() {
                 tracing::info!("ESP soft lifetime reached: rekeying the child SA");
                 self.sa.start_rekey(&mut rng as &mut dyn Entropy);
-                rekey_not_before = now + Duration::from_secs(5);
+                // The endpoint's status shows the new SA within a poll or two after the
+                // rekey completes; until then its soft limit must not start another.
+                rekey_not_before = now + STATUS_SETTLE;
             }
             if self.sa.ike_rekey_due(now) {
                 tracing::info!("IKE SA lifetime reached: rekeying the IKE SA");
