@@ -300,7 +300,8 @@ impl IkeSa {
         let (old_i, old_r) = (self.spi_i, self.spi_r);
         let (spi_i, spi_r) = (c.new.spi_i, c.new.spi_r);
         let mut ev = self.switch_to(c.new, false, false, now);
-        self.retiring.retain(|r| (r.spi_i, r.spi_r) != (old_i, old_r));
+        self.retiring
+            .retain(|r| (r.spi_i, r.spi_r) != (old_i, old_r));
         ev.push(SaEvent::OldIkeDeleted {
             spi_i: old_i,
             spi_r: old_r,
