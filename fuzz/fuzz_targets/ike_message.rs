@@ -6,6 +6,8 @@
 //! (`IkeSa`: INFORMATIONAL, CREATE_CHILD_SA): raw with its SPIs patched in, and, when the bytes
 //! decode, their payloads sealed with its SK_er under their own header (exchange, flags,
 //! message id) so the authenticated request/response logic is reached; it is ticked after.
+//! The established SA is run twice: with our child SA rekey outstanding, and with our IKE SA
+//! rekey outstanding (so answers and collisions of both reach their code).
 
 #![no_main]
 
@@ -49,10 +51,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = init.on_message(&patched, now + Duration::from_secs(1));
     }
     let _ = init.next_timeout(now + Duration::from_secs(10));
-    established(data, now);
+    established(data, now, false);
+    established(data, now, true);
 });
 
-fn established(data: &[u8], now: Instant) {
+fn established(data: &[u8], now: Instant, ike_rekey: bool) {
     const SPI_I: u64 = 0x0102_0304_0506_0708;
     const SPI_R: u64 = 0x1112_1314_1516_1718;
     let keys = IkeKeys {
@@ -75,7 +78,12 @@ fn established(data: &[u8], now: Instant) {
     };
     let mut sa = IkeSa::new(SPI_I, SPI_R, keys, 2, child, cfg, now);
     let mut rng = SeededEntropy::new(9);
-    sa.start_rekey(&mut rng);
+    if ike_rekey {
+        sa = sa.with_ike_rekey(Duration::from_secs(1), DhGroup::Curve25519);
+        sa.start_ike_rekey(&mut rng, now);
+    } else {
+        sa.start_rekey(&mut rng);
+    }
     let _ = sa.tick(now);
     let _ = sa.on_message(data, now, &mut rng);
     if data.len() >= 16 {
