@@ -292,6 +292,16 @@ fn esp_endpoints_carry_ping_and_tcp_and_drop_replays() {
         (SPI_TO_B, sa_key(0xb0)),
         Some(ike_tx),
     );
+    // TunDevice sets a long transmit queue (packets waiting for the endpoint to read them)
+    let link = Command::new("ip")
+        .args(["-n", &lab.a, "link", "show", "esp0"])
+        .output()
+        .expect("ip link show");
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(
+        link.contains(&format!("qlen {}", agent_esp::io::TX_QUEUE_LEN)),
+        "{link}"
+    );
 
     assert!(ping(&lab.a, INNER_B, 1), "no echo reply from B through ESP");
     assert!(ping(&lab.b, INNER_A, 2), "no echo reply from A through ESP");

@@ -12,4 +12,4 @@ mod tun;
 pub use endpoint::{
     Command, Counters, Endpoint, EndpointConfig, EndpointError, IkeDatagram, MAX_INBOUND, SaStatus,
 };
-pub use tun::{PacketDevice, TunDevice, TunError};
+pub use tun::{PacketDevice, TX_QUEUE_LEN, TunDevice, TunError};

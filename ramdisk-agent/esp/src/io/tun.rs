@@ -3,7 +3,8 @@
 //!
 //! `wg_tunnel::Tun` is the workspace's TUN type, but its read/write/fd are crate-private, so
 //! this shell has its own minimal opener behind [`PacketDevice`]; address, MTU and routes are
-//! left to the caller (`wg_tunnel::ifconfig` or `ip`). No virtio-net offloads here.
+//! left to the caller (`wg_tunnel::ifconfig` or `ip`); its transmit queue is set to
+//! [`TX_QUEUE_LEN`]. No virtio-net offloads here.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -30,6 +31,40 @@ pub enum TunError {
         #[source]
         source: io::Error,
     },
+}
+
+/// The TUN device's transmit queue (packets the kernel hands over before the endpoint reads
+/// them): the default 500 overflows under a TCP burst while the loop is busy with the socket,
+/// and each packet dropped there is a TCP retransmission inside the tunnel.
+pub const TX_QUEUE_LEN: u32 = 10_000;
+
+/// Sets the transmit queue length of interface `name` (SIOCSIFTXQLEN). Best effort: the device
+/// works with the default queue, only with more loss under load.
+fn set_tx_queue_len(name: &str, len: u32) {
+    // SAFETY: ifreq is plain data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_metric = libc::c_int::try_from(len).unwrap_or(libc::c_int::MAX);
+    // SAFETY: socket(2) with constant arguments.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        tracing::debug!(
+            "no socket for SIOCSIFTXQLEN: {}",
+            io::Error::last_os_error()
+        );
+        return;
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: SIOCSIFTXQLEN reads the ifreq, which lives across the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFTXQLEN, &raw mut req) } < 0 {
+        tracing::debug!(
+            "cannot set {name}'s transmit queue to {len}: {}",
+            io::Error::last_os_error()
+        );
+    }
 }
 
 /// A TUN device; dropping it deletes the interface.
@@ -70,6 +105,7 @@ impl TunDevice {
                 source: io::Error::last_os_error(),
             });
         }
+        set_tx_queue_len(name, TX_QUEUE_LEN);
         Ok(Self {
             fd,
             name: name.into(),
