@@ -43,7 +43,7 @@ impl Charon {
         let _ = std::fs::remove_file(&vici);
         let conf = format!(
             "charon {{\n  load_modular = no\n  load = {PLUGINS}\n  install_virtual_ip = no\n  \
-             filelog {{ f {{ path = {log}\n    time_format = %T\n    default = 1\n    ike = 1\n  }} }}\n  \
+             filelog {{ f {{ path = {log}\n    time_format = %T\n    flush_line = yes\n    default = 1\n    ike = 1\n  }} }}\n  \
              plugins {{ vici {{ socket = unix://{vici} }} }}\n}}\n",
             log = dir.join("charon.log").display(),
             vici = vici.display()
