@@ -129,6 +129,34 @@ impl Tools {
     }
 }
 
+/// An exclusive `flock` on `target/bench/ipsec.lock`, held for the run (released when the
+/// file closes on drop).
+struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    fn take() -> Result<RunLock> {
+        use std::os::fd::AsRawFd as _;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("target/bench");
+        std::fs::create_dir_all(&root)?;
+        let path = root.join("ipsec.lock");
+        let f = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        // SAFETY: flock on a descriptor this File owns.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            bail!(
+                "another lab bench ipsec holds {} (runs share target/bench/ipsec): wait for it",
+                path.display()
+            );
+        }
+        Ok(RunLock { _file: f })
+    }
+}
+
 /// The three namespaces, and the pair for the ESP-only runs; deleted on drop (after the
 /// processes, which are dropped first).
 struct Net {
@@ -198,6 +226,9 @@ impl Pki {
 /// Runs `rounds` rounds of `secs`-second iperf3 uploads and downloads through both initiators,
 /// `trials` handshakes each, then [`tunnel::bench`] with the same `secs` and `rounds`.
 pub fn bench(tools: &Tools, secs: u32, rounds: u32, trials: u32) -> Result<Results> {
+    // one run at a time: a second one would empty the scratch folder (PKI, charon's files)
+    // under the first
+    let _lock = RunLock::take()?;
     let dir = scratch("ipsec")?;
     let pki = Pki {
         dir: dir.join("pki"),

@@ -117,15 +117,17 @@ impl Ctx<'_> {
         };
         let mut rates = Vec::new();
         for upload in [true, false] {
-            let mut args = vec!["-c", TENANT, "-B", inner, "-J"];
+            // bounded: a tunnel that dies mid-run would leave iperf3 waiting for ever
+            let limit = (secs + 30).to_string();
             let t = secs.to_string();
+            let mut args = vec![limit.as_str(), "iperf3", "-c", TENANT, "-B", inner, "-J"];
             args.extend(["-t", &t]);
             if !upload {
                 args.push("-R");
             }
             let receiver = if upload { upload_receiver } else { ns };
             let before = udp_in_errors(receiver)?;
-            let out = ns.exec("iperf3", &args)?;
+            let out = ns.exec("timeout", &args)?;
             let udp_drops = udp_in_errors(receiver)?.saturating_sub(before);
             let dir = if upload { "up" } else { "down" };
             std::fs::write(
