@@ -58,8 +58,10 @@ fn set_tx_queue_len(name: &str, len: u32) {
     }
     // SAFETY: a fresh descriptor owned by nobody else.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The request's type is c_ulong in glibc's ioctl and c_int in musl's (the agent's target).
+    let request = libc::SIOCSIFTXQLEN as _;
     // SAFETY: SIOCSIFTXQLEN reads the ifreq, which lives across the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFTXQLEN, &raw mut req) } < 0 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), request, &raw mut req) } < 0 {
         tracing::debug!(
             "cannot set {name}'s transmit queue to {len}: {}",
             io::Error::last_os_error()
