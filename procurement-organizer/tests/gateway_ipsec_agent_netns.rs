@@ -1,13 +1,14 @@
 //! Our agent's IPsec stack against the organizer's own gateway (root; skipped with a reason
 //! otherwise). The gateway runs in IPsec mode as `run::start` starts it (charon with
-//! kernel-libipsec, one connection per approved agent, the pool in the tunnel network) with a
-//! fake LM that shows an approved lease; in another namespace agent-ipsec's `Tunnel::up`
-//! authenticates with an agent certificate that lm-pki issues for that lease (the DN the LM
-//! writes), asks for its inner address with CP(CFG_REQUEST), gets one from the gateway's pool
-//! and sets it on its TUN device; TCP through the tunnel to a listener on the gateway's tunnel
-//! address (where the image store and key service sit) carries data both ways. The
-//! certificate of a lease this organizer never requested is refused: our client reports the
-//! gateway's AUTHENTICATION_FAILED as a typed refusal.
+//! kernel-libipsec) with a fake LM that shows an approved lease. The agent registers over the
+//! pinned TLS with an agent certificate that lm-pki issues for that lease (the DN the LM
+//! writes) and no WireGuard key; the gateway answers only once charon holds a connection for
+//! it with exactly the tunnel address it gave. In another namespace agent-ipsec's `Tunnel::up`
+//! proposes that address as TSi and sets it on its TUN device; TCP through the tunnel to a
+//! listener on the gateway's tunnel address (where the image store and key service sit)
+//! carries data both ways. Refused: the same certificate proposing another address
+//! (TS_UNACCEPTABLE), and the certificate of a lease this organizer never requested (our
+//! client reports the gateway's AUTHENTICATION_FAILED as a typed refusal).
 
 mod common;
 
@@ -100,7 +101,7 @@ fn payload(len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn tunnel_config(cred: LocalCredential, gateway_cert: &[u8]) -> TunnelConfig {
+fn tunnel_config(cred: LocalCredential, gateway_cert: &[u8], inner: InnerAddress) -> TunnelConfig {
     TunnelConfig {
         ike: IkeConfig {
             local: AGENT_DC,
@@ -111,7 +112,7 @@ fn tunnel_config(cred: LocalCredential, gateway_cert: &[u8]) -> TunnelConfig {
             // lease's gateway spec.
             trust: PeerTrust::Pin(sha256(gateway_cert)),
             peer_id: None,
-            inner: InnerAddress::FromResponder,
+            inner,
             // Wider than the gateway's local_ts: it narrows to its tunnel address and networks.
             remote_ts: vec![TrafficSelector::v4([10, 0, 0, 0], [10, 255, 255, 255])],
             retransmit: RetransmitPolicy {
@@ -128,7 +129,7 @@ fn tunnel_config(cred: LocalCredential, gateway_cert: &[u8]) -> TunnelConfig {
 }
 
 #[test]
-fn our_agent_gets_a_pool_address_and_talks_tcp_to_the_gateway() {
+fn our_agent_registers_gets_its_address_and_talks_tcp_to_the_gateway() {
     if let Some(why) = skip_reason() {
         eprintln!("skipped: {why}");
         return;
@@ -224,29 +225,26 @@ fn our_agent_gets_a_pool_address_and_talks_tcp_to_the_gateway() {
         program: cfg.gateway.ipsec.swanctl.clone(),
         uri: vici_uri(&cfg.state_dir, &cfg.gateway),
     };
-    let until = Instant::now() + Duration::from_secs(15);
-    while !swanctl
-        .run(&["--list-conns".into()])
-        .unwrap_or_default()
-        .contains(CONN)
-    {
-        assert!(
-            Instant::now() < until,
-            "the approved agent's connection was never loaded"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-
     let gateway_pem = std::fs::read(cfg.state_dir.join("gateway/tls-cert.pem")).unwrap();
-    let gateway_der = CertificateDer::from_pem_slice(&gateway_pem)
-        .unwrap()
-        .to_vec();
-    let credential = |lease: &str, serial| {
-        let a = agent(
-            &ca,
-            &format!("urn:lease-appliance:agent:{lease}:vm1"),
-            serial,
-        );
+    let gateway_cert = CertificateDer::from_pem_slice(&gateway_pem).unwrap();
+    let gateway_der = gateway_cert.to_vec();
+    // The agent of the approved lease registers (no WireGuard key) and gets its address; the
+    // gateway answers once charon holds the connection for exactly that address.
+    let good = agent(
+        &ca,
+        "urn:lease-appliance:agent:l-00000000000000aa:vm1",
+        0x51,
+    );
+    let registered =
+        common::register_ipsec(&agent_ns, cfg.gateway.register_listen, &gateway_cert, &good);
+    assert!(
+        swanctl
+            .run(&["--list-conns".into()])
+            .unwrap_or_default()
+            .contains(CONN),
+        "the registration was answered before charon loaded the agent's connection"
+    );
+    let credential = |a: &common::Agent| {
         LocalCredential::new(&a.chain[0], a.key.secret_der()).expect("an LM-style credential")
     };
 
@@ -268,7 +266,11 @@ fn our_agent_gets_a_pool_address_and_talks_tcp_to_the_gateway() {
     let tunnel = agent_ns
         .run(|| {
             Tunnel::up(
-                tunnel_config(credential("l-00000000000000aa", 0x51), &gateway_der),
+                tunnel_config(
+                    credential(&good),
+                    &gateway_der,
+                    InnerAddress::Fixed(registered),
+                ),
                 &SystemClock,
                 &mut SystemEntropy::default(),
             )
@@ -287,7 +289,7 @@ fn our_agent_gets_a_pool_address_and_talks_tcp_to_the_gateway() {
     });
     let info = tunnel.info().clone();
     eprintln!(
-        "tunnel up in {:?} (handshake {:?}): inner {} from the pool, routes {:?}, SPIs in {:08x} out {:08x}",
+        "tunnel up in {:?} (handshake {:?}): inner {} (registered), routes {:?}, SPIs in {:08x} out {:08x}",
         started.elapsed(),
         info.handshake.total(),
         info.inner,
@@ -296,20 +298,24 @@ fn our_agent_gets_a_pool_address_and_talks_tcp_to_the_gateway() {
         info.spi_out
     );
     let inner = info.inner;
+    assert_eq!(
+        inner, registered,
+        "the tunnel carries the registered address"
+    );
     assert!(
         inner.octets()[..3] == [10, 62, 0] && inner != TUNNEL_ADDRESS && inner.octets()[3] != 0,
-        "{inner} is not a host of the gateway's pool 10.62.0.0/24 other than its own address"
+        "{inner} is not a host of the tunnel network 10.62.0.0/24 other than the gateway's"
     );
     assert_eq!(
         info.local_ts,
         vec![TrafficSelector::v4(inner.octets(), inner.octets())],
-        "the gateway narrowed TSi to the assigned address"
+        "TSi is exactly the registered address"
     );
     let routes: Vec<String> = info.routes.iter().map(ToString::to_string).collect();
     assert_eq!(routes, ["10.62.0.1/32", "10.60.0.0/16"]);
     assert!(
         sas.contains(CONN) && sas.contains("INSTALLED") && sas.contains(&inner.to_string()),
-        "the gateway lists our SA with the assigned address"
+        "the gateway lists our SA with the registered address"
     );
     // The address is on our TUN device.
     let addrs = agent_ns
@@ -356,12 +362,43 @@ fn our_agent_gets_a_pool_address_and_talks_tcp_to_the_gateway() {
     eprintln!("endpoint counters: {counters:?}");
     drop(tunnel);
 
+    // Another address than the registered one is refused (charon's remote_ts is its /32).
+    let other = std::net::Ipv4Addr::from(u32::from(registered) + 1);
+    let wrong = agent_ns
+        .run(|| {
+            Tunnel::up(
+                tunnel_config(credential(&good), &gateway_der, InnerAddress::Fixed(other)),
+                &SystemClock,
+                &mut SystemEntropy::default(),
+            )
+        })
+        .unwrap();
+    match &wrong {
+        Err(TunnelError::Child(_)) => {}
+        Err(e) => panic!("{other} instead of {registered}: wrong error: {e}"),
+        Ok(t) => panic!(
+            "a child SA for {other}, not the registered {registered}, was admitted: {:?}",
+            t.info()
+        ),
+    }
+    eprintln!(
+        "{other} instead of {registered}: {}",
+        wrong.err().map(|e| e.to_string()).unwrap_or_default()
+    );
     // A certificate for a lease this organizer never requested: no connection has its DN, the
     // gateway answers AUTHENTICATION_FAILED, our client reports the typed refusal.
     let refused = agent_ns
         .run(|| {
             Tunnel::up(
-                tunnel_config(credential("l-00000000000000bb", 0x52), &gateway_der),
+                tunnel_config(
+                    credential(&agent(
+                        &ca,
+                        "urn:lease-appliance:agent:l-00000000000000bb:vm1",
+                        0x52,
+                    )),
+                    &gateway_der,
+                    InnerAddress::Fixed(registered),
+                ),
                 &SystemClock,
                 &mut SystemEntropy::default(),
             )

@@ -18,6 +18,9 @@ mod common;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Arc, mpsc};
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{agent, crl};
@@ -192,8 +195,27 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
         uri: vici_uri(&cfg.state_dir, &cfg.gateway),
     };
 
+    // Approved, but not registered yet: no connection.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = swanctl.run(&["--list-conns".into()]).unwrap_or_else(|e| e);
+    assert!(
+        !before.contains(CONN),
+        "a connection before the agent registered:\n{before}"
+    );
+    // The agent registers (no WireGuard key): the gateway answers once charon holds its
+    // connection with exactly its tunnel address.
+    let good = agent(
+        &ca,
+        "urn:lease-appliance:agent:l-00000000000000aa:vm1",
+        0x51,
+    );
+    let gw_cert = CertificateDer::from_pem_slice(
+        &std::fs::read(cfg.state_dir.join("gateway/tls-cert.pem")).unwrap(),
+    )
+    .unwrap();
+    let address = common::register_ipsec(&peer_ns, cfg.gateway.register_listen, &gw_cert, &good);
     let (ok, listing) = wait_conns(&swanctl, |o| o.contains(CONN));
-    eprintln!("--- swanctl --list-conns (approved) ---\n{listing}");
+    eprintln!("--- swanctl --list-conns (approved and registered: {address}) ---\n{listing}");
     let conf = std::fs::read_to_string(cfg.state_dir.join("gateway/ipsec/swanctl.conf"))
         .unwrap_or_default();
     assert!(
@@ -226,12 +248,14 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
 
     // strongSwan as the agent: the approved lease's certificate is admitted, another lease's
     // is refused.
-    let peer_dir = tempfile::tempdir().unwrap();
-    let good = agent(
-        &ca,
-        "urn:lease-appliance:agent:l-00000000000000aa:vm1",
-        0x51,
+    assert!(
+        listing.contains(&format!("{address}/32")),
+        "the connection admits exactly the registered address"
     );
+    // strongSwan as the agent proposes that address as TSi; its kernel-libipsec routes with it
+    // as the source, so it must be on the peer (the agent puts it on its TUN device).
+    peer_ns.add_addr("lo", address.into(), 32).unwrap();
+    let peer_dir = tempfile::tempdir().unwrap();
     let other = agent(
         &ca,
         "urn:lease-appliance:agent:l-00000000000000bb:vm1",
@@ -271,10 +295,10 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
     let conn = |name: &str, cert: &str, lease: &str| {
         format!(
             "  {name} {{\n    version = 2\n    local_addrs = {PEER_DC}\n    remote_addrs = {DC}\n    \
-             proposals = aes256gcm16-prfsha256-x25519\n    encap = yes\n    vips = 0.0.0.0\n    \
+             proposals = aes256gcm16-prfsha256-x25519\n    encap = yes\n    \
              local {{ auth = pubkey\n      certs = {cert}\n      id = \"CN=agent vm1 for {lease}\" }}\n    \
              remote {{ auth = pubkey\n      certs = gw.pem\n      id = \"CN=tenant gateway\" }}\n    \
-             children {{ {name} {{ remote_ts = 10.62.0.1/32\n      esp_proposals = aes256gcm16 }} }}\n  }}\n"
+             children {{ {name} {{ local_ts = {address}/32\n      remote_ts = 10.62.0.1/32\n      esp_proposals = aes256gcm16 }} }}\n  }}\n"
         )
     };
     std::fs::write(

@@ -422,12 +422,17 @@ impl IpsecGateway {
         let mut report = SyncReport::default();
         let registered = gw.peer_table().await;
         for mut p in swanctl::admitted_peers(&record, &leases, &gw.tenant) {
-            // A registered agent gets exactly its tunnel address (no pool).
+            // Only a registered agent gets a connection, with exactly its tunnel address: the
+            // registration is where the tenant's policy (`require_tpm`) is applied, and an
+            // agent without one could reach the private networks without being checked.
             p.address = registered
                 .peers()
                 .iter()
                 .find(|r| r.lease.to_string() == p.lease && r.server.as_str() == p.server)
                 .map(|r| r.address);
+            if p.address.is_none() {
+                continue;
+            }
             match swanctl::check_peer(&plan, &p) {
                 Ok(()) => plan.peers.push(p),
                 Err(e) => {

@@ -133,6 +133,43 @@ pub async fn call(
     }
 }
 
+/// Registers `agent` for an IPsec lease (`POST /v1/peers` without a WireGuard key) at the
+/// gateway's registration service `register` with its certificate `gw_cert` as the only root,
+/// from inside `ns`; the tunnel address the gateway gave (and loaded into charon before it
+/// answered).
+pub fn register_ipsec(
+    ns: &lab::netns::Netns,
+    register: SocketAddr,
+    gw_cert: &CertificateDer<'static>,
+    agent: &Agent,
+) -> Ipv4Addr {
+    let answer = ns
+        .run(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(call(
+                register,
+                None,
+                Some((gw_cert, agent)),
+                "POST",
+                po_api::paths::PEERS,
+                Some(b"{}".to_vec()),
+                None,
+            ))
+        })
+        .expect("netns");
+    let (status, _, body) = answer.expect("registration");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let reg: po_api::PeerRegistered = po_api::parse_body(&body).expect("registration answer");
+    assert!(
+        reg.gateway_wg_public_key.is_none() && reg.gateway_ike_endpoint.is_some(),
+        "an IPsec answer: {reg:?}"
+    );
+    reg.tunnel_address
+}
+
 pub fn code(body: &[u8]) -> ErrorCode {
     serde_json::from_slice::<ErrorBody>(body)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
