@@ -8,7 +8,6 @@
 //! lab's virtual BMC) into the agent, which destroys the start-up key and confirms the wipe.
 //! Everything is torn down at the end. IO.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -68,16 +67,6 @@ fn indent(text: &str) {
     }
 }
 
-/// A sparse disk image for the VM, removed when dropped.
-struct Disk(PathBuf);
-
-impl Drop for Disk {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        let _ = std::fs::remove_dir_all(self.0.with_extension("tpm"));
-    }
-}
-
 /// Follows boot `boot` of the VM's console, printing the shown markers, until a complete
 /// line with `until` appears; returns the time each phase marker was first seen.
 fn follow(
@@ -134,10 +123,7 @@ pub fn run(art: &Artifacts, opts: &LeaseDemoOptions) -> Result<()> {
             tenant_os.display()
         );
     }
-    let disk = Disk(std::env::temp_dir().join(format!("lab-demo-disk-{}.img", std::process::id())));
-    std::fs::File::create(&disk.0)
-        .and_then(|f| f.set_len(256 << 20))
-        .with_context(|| format!("creating {}", disk.0.display()))?;
+    let disk = crate::tenant::helpers::TempDisk::create("lab-demo-disk", 256 << 20)?;
     let mut spec = VmSpec::new(VM, MAC);
     spec.disks = vec![disk.0.clone()];
     // A software TPM 2.0 (swtpm): the agent seals its host root to it (root=tpm).

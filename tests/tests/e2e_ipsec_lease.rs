@@ -19,7 +19,7 @@
 #![cfg(feature = "e2e")]
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lab::tenant::ipsec_wire::WireCapture;
@@ -34,25 +34,6 @@ const VM_MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x77, 0x06, 0x01]);
 const CMDLINE_MARKER: &str = "lab.wire_marker=IPSEC-PLAINTEXT-MARKER-5e1d9a";
 /// Sent in the clear across the gateway's port: the capture must see it.
 const CONTROL_MARKER: &[u8] = b"CLEAR-CONTROL-MARKER-IPSEC-LEASE-77c2";
-
-/// A sparse disk file for the VM, removed at the end.
-struct DiskFile(PathBuf);
-
-impl DiskFile {
-    fn create(len: u64) -> Self {
-        let p = std::env::temp_dir().join(format!("e2e-ipsec-lease-{}.img", std::process::id()));
-        std::fs::File::create(&p)
-            .and_then(|f| f.set_len(len))
-            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        Self(p)
-    }
-}
-
-impl Drop for DiskFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// 64 bytes from the middle of `path` (a window of the image's plaintext).
 fn slice_of(path: &Path) -> Vec<u8> {
@@ -85,7 +66,7 @@ fn a_whole_lease_over_ipsec_with_only_ike_and_esp_on_the_wire() {
     let art = Artifacts::locate().expect("artifacts (scripts/lab-prepare.sh)");
     let art_dir = art.dir.clone();
     let bins = Bins::locate().expect("binaries");
-    let disk = DiskFile::create(256 << 20);
+    let disk = helpers::TempDisk::create("e2e-ipsec-lease", 256 << 20).expect("disk file");
     let mut spec = VmSpec::new(VM, VM_MAC);
     spec.disks = vec![disk.0.clone()];
     let (w, vm) = World::build_with(bins, Some(VmServer { art, spec })).expect("world");

@@ -17,7 +17,7 @@
 
 use lab::tenant::{helpers, world};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use helpers::field;
@@ -27,25 +27,6 @@ use world::{Bins, VmServer, World, skip_reason};
 
 const VM: &str = "tvm1";
 const VM_MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x77, 0x06, 0x01]);
-
-/// A sparse disk file for the VM, removed at the end.
-struct DiskFile(PathBuf);
-
-impl DiskFile {
-    fn create(len: u64) -> Self {
-        let p = std::env::temp_dir().join(format!("e2e-tenant-lease-{}.img", std::process::id()));
-        std::fs::File::create(&p)
-            .and_then(|f| f.set_len(len))
-            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        Self(p)
-    }
-}
-
-impl Drop for DiskFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// The marker lines of the lease, in order, with what each one ends.
 const PHASES: [(&str, &str); 7] = [
@@ -97,7 +78,7 @@ fn a_whole_lease_from_request_to_the_tenant_os() {
     let art = Artifacts::locate().expect("artifacts (scripts/lab-prepare.sh)");
     let art_dir = art.dir.clone();
     let bins = Bins::locate().expect("binaries");
-    let disk = DiskFile::create(256 << 20);
+    let disk = helpers::TempDisk::create("e2e-tenant-lease", 256 << 20).expect("disk file");
     let mut spec = VmSpec::new(VM, VM_MAC);
     spec.disks = vec![disk.0.clone()];
     let (w, vm) = World::build_with(bins, Some(VmServer { art, spec })).expect("world");

@@ -117,3 +117,26 @@ pub fn plaintext(len: usize, marker: &[u8], at: &[usize]) -> Vec<u8> {
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// A sparse disk image for a VM in the temp folder, removed (with a TPM state folder next to
+/// it, `<name>.tpm`, if one was made) when dropped.
+#[derive(Debug)]
+pub struct TempDisk(pub std::path::PathBuf);
+
+impl TempDisk {
+    /// `<temp>/<name>-<pid>.img` of `len` bytes (sparse).
+    pub fn create(name: &str, len: u64) -> Result<Self> {
+        let p = std::env::temp_dir().join(format!("{name}-{}.img", std::process::id()));
+        std::fs::File::create(&p)
+            .and_then(|f| f.set_len(len))
+            .with_context(|| format!("creating {}", p.display()))?;
+        Ok(Self(p))
+    }
+}
+
+impl Drop for TempDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir_all(self.0.with_extension("tpm"));
+    }
+}

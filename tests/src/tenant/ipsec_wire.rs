@@ -8,17 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ipsec_parser::{ESPData, parse_esp_encapsulated, parse_ikev2_header};
 
-use crate::bench::tunnel::capture::{open, recv_stamped};
+use crate::bench::tunnel::capture::FrameCapture;
 use crate::netns::Netns;
-use crate::sys::{self, Ready, StopSignal};
 
 /// One frame, as far as the IPsec lease is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,10 +144,7 @@ pub struct WireReport {
 
 /// A running capture.
 #[derive(Debug)]
-pub struct WireCapture {
-    stop: Arc<StopSignal>,
-    thread: Option<JoinHandle<Result<WireReport>>>,
-}
+pub struct WireCapture(FrameCapture<WireReport>);
 
 impl WireCapture {
     /// Captures on `iface` in `ns` (see [`classify`] for the addresses), searching every frame
@@ -165,64 +157,11 @@ impl WireCapture {
         register_port: u16,
         markers: Vec<Vec<u8>>,
     ) -> Result<WireCapture> {
-        let fd = open(ns, iface)?;
-        let stop = Arc::new(StopSignal::new()?);
-        let thread = std::thread::Builder::new()
-            .name(format!("wire-{iface}"))
-            .spawn({
-                let stop = stop.clone();
-                move || run(&fd, &stop, gw, lm, register_port, &markers)
-            })
-            .context("cannot spawn the capture thread")?;
-        Ok(WireCapture {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops after the frames queued so far and returns the report.
-    pub fn finish(mut self) -> Result<WireReport> {
-        std::thread::sleep(Duration::from_millis(100));
-        self.stop.raise();
-        self.thread
-            .take()
-            .context("capture already finished")?
-            .join()
-            .map_err(|_| anyhow::anyhow!("the capture thread panicked"))?
-    }
-}
-
-impl Drop for WireCapture {
-    fn drop(&mut self) {
-        self.stop.raise();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn run(
-    fd: &OwnedFd,
-    stop: &StopSignal,
-    gw: Ipv4Addr,
-    lm: Ipv4Addr,
-    register_port: u16,
-    markers: &[Vec<u8>],
-) -> Result<WireReport> {
-    let mut r = WireReport {
-        marker_frames: vec![0; markers.len()],
-        ..WireReport::default()
-    };
-    let mut buf = vec![0u8; 1 << 17];
-    loop {
-        loop {
-            let n = match recv_stamped(fd.as_raw_fd(), &mut buf) {
-                Ok((n, _)) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).context("reading the capture socket"),
-            };
-            let frame = buf.get(..n).unwrap_or_default();
+        let report = WireReport {
+            marker_frames: vec![0; markers.len()],
+            ..WireReport::default()
+        };
+        FrameCapture::start(ns, iface, report, move |r, frame, _| {
             r.frames += 1;
             for (i, m) in markers.iter().enumerate() {
                 if !m.is_empty() && frame.windows(m.len()).any(|w| w == m.as_slice()) {
@@ -236,7 +175,7 @@ fn run(
                 Class::Ike { exchange } => *r.ike.entry(exchange).or_default() += 1,
                 Class::Esp { spi } => {
                     *r.esp.entry(spi).or_default() += 1;
-                    r.esp_bytes += n.saturating_sub(42) as u64;
+                    r.esp_bytes += frame.len().saturating_sub(42) as u64;
                 }
                 Class::Unexpected(why) => {
                     r.unexpected_count += 1;
@@ -245,11 +184,13 @@ fn run(
                     }
                 }
             }
-        }
-        match sys::wait_readable(fd.as_raw_fd(), stop, None)? {
-            Ready::Readable => {}
-            Ready::Stopped | Ready::TimedOut => return Ok(r),
-        }
+        })
+        .map(WireCapture)
+    }
+
+    /// Stops after the frames queued so far and returns the report.
+    pub fn finish(self) -> Result<WireReport> {
+        self.0.finish()
     }
 }
 

@@ -5,16 +5,10 @@
 //!
 //! [`ike_event`] and [`handshakes_ms`] are pure; [`IkeCapture`] does IO on its own thread.
 
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
+use anyhow::Result;
 
-use anyhow::{Context, Result};
-
-use crate::bench::tunnel::capture::{open, recv_stamped};
+use crate::bench::tunnel::capture::FrameCapture;
 use crate::netns::Netns;
-use crate::sys::{self, Ready, StopSignal};
 
 /// IKE_SA_INIT (RFC 7296 3.1).
 pub const IKE_SA_INIT: u8 = 34;
@@ -124,62 +118,12 @@ pub fn handshakes_ms(events: &[IkeEvent]) -> Vec<f64> {
 
 /// A running capture.
 #[derive(Debug)]
-pub struct IkeCapture {
-    stop: Arc<StopSignal>,
-    thread: Option<JoinHandle<Result<IkeReport>>>,
-}
+pub struct IkeCapture(FrameCapture<IkeReport>);
 
 impl IkeCapture {
     /// Starts capturing on `iface` in `ns`.
     pub fn start(ns: &Netns, iface: &str) -> Result<IkeCapture> {
-        let fd = open(ns, iface)?;
-        let stop = Arc::new(StopSignal::new()?);
-        let thread = std::thread::Builder::new()
-            .name(format!("ike-capture-{iface}"))
-            .spawn({
-                let stop = stop.clone();
-                move || run(&fd, &stop)
-            })
-            .context("cannot spawn the capture thread")?;
-        Ok(IkeCapture {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops after the frames queued so far and returns the report.
-    pub fn finish(mut self) -> Result<IkeReport> {
-        std::thread::sleep(Duration::from_millis(100));
-        self.stop.raise();
-        self.thread
-            .take()
-            .context("capture already finished")?
-            .join()
-            .map_err(|_| anyhow::anyhow!("the capture thread panicked"))?
-    }
-}
-
-impl Drop for IkeCapture {
-    fn drop(&mut self) {
-        self.stop.raise();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn run(fd: &OwnedFd, stop: &StopSignal) -> Result<IkeReport> {
-    let mut r = IkeReport::default();
-    let mut buf = vec![0u8; 1 << 17];
-    loop {
-        loop {
-            let (n, at) = match recv_stamped(fd.as_raw_fd(), &mut buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e).context("reading the capture socket"),
-            };
-            let frame = buf.get(..n).unwrap_or_default();
+        FrameCapture::start(ns, iface, IkeReport::default(), |r, frame, at| {
             r.frames += 1;
             if let Some(e) = ike_event(frame, at) {
                 if r.events.len() < 4096 {
@@ -188,11 +132,13 @@ fn run(fd: &OwnedFd, stop: &StopSignal) -> Result<IkeReport> {
             } else if is_esp(frame) {
                 r.esp += 1;
             }
-        }
-        match sys::wait_readable(fd.as_raw_fd(), stop, None)? {
-            Ready::Readable => {}
-            Ready::Stopped | Ready::TimedOut => return Ok(r),
-        }
+        })
+        .map(IkeCapture)
+    }
+
+    /// Stops after the frames queued so far and returns the report.
+    pub fn finish(self) -> Result<IkeReport> {
+        self.0.finish()
     }
 }
 

@@ -57,14 +57,7 @@ impl CaptureReport {
     }
 }
 
-/// A running capture.
-#[derive(Debug)]
-pub struct Capture {
-    stop: Arc<StopSignal>,
-    thread: Option<JoinHandle<Result<CaptureReport>>>,
-}
-
-pub(crate) fn open(ns: &Netns, iface: &str) -> Result<OwnedFd> {
+fn open(ns: &Netns, iface: &str) -> Result<OwnedFd> {
     ns.run(|| -> Result<OwnedFd> {
         let index = sys::ifindex(iface).with_context(|| format!("no interface {iface}"))?;
         let fd = sys::packet_listen_socket(index, false).context("AF_PACKET socket")?;
@@ -91,28 +84,44 @@ pub(crate) fn open(ns: &Netns, iface: &str) -> Result<OwnedFd> {
     .with_context(|| format!("capture on {iface} in netns {}", ns.name()))
 }
 
-impl Capture {
-    /// Starts capturing on `iface` in `ns`; WireGuard is recognised on UDP port `wg_port` (either
-    /// side), and every frame is searched for `marker`.
-    pub fn start(ns: &Netns, iface: &str, wg_port: u16, marker: &[u8]) -> Result<Capture> {
+/// A capture running on its own thread: every frame (and the kernel's receive time) goes to
+/// `on_frame` with the report it builds; [`FrameCapture::finish`] stops it after the frames
+/// queued so far and returns the report. The WireGuard, IKE and IPsec-lease captures are this
+/// with their own frame handler.
+#[derive(Debug)]
+pub struct FrameCapture<R> {
+    stop: Arc<StopSignal>,
+    thread: Option<JoinHandle<Result<R>>>,
+}
+
+impl<R: Send + 'static> FrameCapture<R> {
+    /// Starts capturing on `iface` in `ns` into `report`.
+    pub fn start(
+        ns: &Netns,
+        iface: &str,
+        mut report: R,
+        mut on_frame: impl FnMut(&mut R, &[u8], f64) + Send + 'static,
+    ) -> Result<Self> {
         let fd = open(ns, iface)?;
         let stop = Arc::new(StopSignal::new()?);
-        let marker = marker.to_vec();
         let thread = std::thread::Builder::new()
             .name(format!("capture-{iface}"))
             .spawn({
                 let stop = stop.clone();
-                move || run(&fd, &stop, wg_port, &marker)
+                move || {
+                    run(&fd, &stop, |frame, at| on_frame(&mut report, frame, at))?;
+                    Ok(report)
+                }
             })
             .context("cannot spawn the capture thread")?;
-        Ok(Capture {
+        Ok(Self {
             stop,
             thread: Some(thread),
         })
     }
 
     /// Stops after the frames queued so far and returns the report.
-    pub fn finish(mut self) -> Result<CaptureReport> {
+    pub fn finish(mut self) -> Result<R> {
         // let the last frames reach the socket
         std::thread::sleep(Duration::from_millis(100));
         self.stop.raise();
@@ -124,7 +133,7 @@ impl Capture {
     }
 }
 
-impl Drop for Capture {
+impl<R> Drop for FrameCapture<R> {
     fn drop(&mut self) {
         self.stop.raise();
         if let Some(t) = self.thread.take() {
@@ -133,9 +142,41 @@ impl Drop for Capture {
     }
 }
 
+/// A WireGuard capture (see the module doc).
+#[derive(Debug)]
+pub struct Capture(FrameCapture<CaptureReport>);
+
+impl Capture {
+    /// Starts capturing on `iface` in `ns`; WireGuard is recognised on UDP port `wg_port` (either
+    /// side), and every frame is searched for `marker`.
+    pub fn start(ns: &Netns, iface: &str, wg_port: u16, marker: &[u8]) -> Result<Capture> {
+        let marker = marker.to_vec();
+        FrameCapture::start(ns, iface, CaptureReport::default(), move |r, frame, at| {
+            r.frames += 1;
+            if !marker.is_empty() && frame.windows(marker.len()).any(|w| w == marker) {
+                r.marker_frames += 1;
+            }
+            if let Some((src, payload)) = wireguard_payload(frame, wg_port) {
+                let kind = payload[0];
+                r.wg_frames[usize::from(kind)] += 1;
+                r.wg_bytes += payload.len() as u64;
+                if r.events.len() < 64 {
+                    r.events.push(WgEvent { at, kind, src });
+                }
+            }
+        })
+        .map(Capture)
+    }
+
+    /// Stops after the frames queued so far and returns the report.
+    pub fn finish(self) -> Result<CaptureReport> {
+        self.0.finish()
+    }
+}
+
 /// Receives one frame without blocking: its length and the kernel's receive time (seconds
 /// since the epoch; 0 if the kernel gave none).
-pub(crate) fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, f64)> {
+fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, f64)> {
     #[repr(C, align(8))]
     struct Cmsg([u8; 64]);
     let mut cmsg = Cmsg([0; 64]);
@@ -167,8 +208,9 @@ pub(crate) fn recv_stamped(fd: RawFd, buf: &mut [u8]) -> std::io::Result<(usize,
     Ok((n, at))
 }
 
-fn run(fd: &OwnedFd, stop: &StopSignal, wg_port: u16, marker: &[u8]) -> Result<CaptureReport> {
-    let mut r = CaptureReport::default();
+/// Drains the socket into `on_frame` until `stop` is raised (the frames queued by then are
+/// still read).
+fn run(fd: &OwnedFd, stop: &StopSignal, mut on_frame: impl FnMut(&[u8], f64)) -> Result<()> {
     let mut buf = vec![0u8; 1 << 17];
     loop {
         // drain first, so a raised stop still sees what is queued
@@ -179,23 +221,11 @@ fn run(fd: &OwnedFd, stop: &StopSignal, wg_port: u16, marker: &[u8]) -> Result<C
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e).context("reading the capture socket"),
             };
-            let frame = buf.get(..n).unwrap_or_default();
-            r.frames += 1;
-            if !marker.is_empty() && frame.windows(marker.len()).any(|w| w == marker) {
-                r.marker_frames += 1;
-            }
-            if let Some((src, payload)) = wireguard_payload(frame, wg_port) {
-                let kind = payload[0];
-                r.wg_frames[usize::from(kind)] += 1;
-                r.wg_bytes += payload.len() as u64;
-                if r.events.len() < 64 {
-                    r.events.push(WgEvent { at, kind, src });
-                }
-            }
+            on_frame(buf.get(..n).unwrap_or_default(), at);
         }
         match sys::wait_readable(fd.as_raw_fd(), stop, None)? {
             Ready::Readable => {}
-            Ready::Stopped | Ready::TimedOut => return Ok(r),
+            Ready::Stopped | Ready::TimedOut => return Ok(()),
         }
     }
 }
