@@ -17,7 +17,7 @@ mod common;
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
@@ -30,7 +30,6 @@ use lm_pki::Authority;
 use procurement_organizer::config::{Config, example};
 use procurement_organizer::gateway::ipsec::Charon;
 use procurement_organizer::gateway::ipsec::{Swanctl, vici_uri};
-use procurement_organizer::gateway::run;
 use procurement_organizer::gateway::source::FakeLm;
 use procurement_organizer::record::{RecordFile, RequestedLease};
 
@@ -151,45 +150,8 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
     lm.put(view(0xbb));
     *lm.crl.lock().unwrap() = Some(crl(&ca, &[]));
 
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let gw_thread = {
-        let (name, cfg, lm, ca_pem) = (
-            gw_ns.name().to_string(),
-            cfg.clone(),
-            lm.clone(),
-            ca.cert_pem().to_string(),
-        );
-        std::thread::spawn(move || {
-            Netns::existing(&name)
-                .unwrap()
-                .enter_current_thread()
-                .unwrap();
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let started = run::start(&cfg, lm, "acme".parse().unwrap(), &ca_pem).await;
-                let _ = ready_tx.send(
-                    started
-                        .as_ref()
-                        .map(|s| s.charon_pid())
-                        .map_err(|e| format!("{e:#}")),
-                );
-                if started.is_ok() {
-                    let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
-                }
-                drop(started);
-            });
-        })
-    };
-    let charon_pid = ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap()
-        .unwrap()
-        .expect("the gateway started charon");
+    let gw = common::RunningGateway::start(&gw_ns, &cfg, lm.clone(), ca.cert_pem());
+    let charon_pid = gw.charon_pid.expect("the gateway started charon");
     let swanctl = Swanctl {
         program: cfg.gateway.ipsec.swanctl.clone(),
         uri: vici_uri(&cfg.state_dir, &cfg.gateway),
@@ -460,8 +422,7 @@ fn ipsec_mode_loads_the_approved_agent_and_drops_it_at_release() {
     );
     drop(peer_charon);
 
-    let _ = stop_tx.send(());
-    gw_thread.join().unwrap();
+    gw.stop();
     // charon was stopped by its PID.
     let alive = Path::new(&format!("/proc/{charon_pid}")).exists();
     assert!(

@@ -12,7 +12,7 @@ mod common;
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::{Agent, agent, call, crl};
@@ -22,7 +22,6 @@ use lm_api::{LeaseId, LeaseServer, LeaseState, LeaseView, MacAddr, Tunnel};
 use lm_pki::Authority;
 use po_api::{KeyAnswer, PeerRegistered, RegisterPeer, WgPublicKey};
 use procurement_organizer::config::{Config, example};
-use procurement_organizer::gateway::run;
 use procurement_organizer::gateway::source::FakeLm;
 use procurement_organizer::images::{self, SealRequest};
 use procurement_organizer::record::{RecordFile, RequestedLease};
@@ -174,40 +173,7 @@ fn an_agent_fetches_an_image_and_its_key_only_through_the_tunnel() {
     *lm.crl.lock().unwrap() = Some(crl(&ca, &[]));
 
     // The gateway in its namespace, as `gateway run` starts it.
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let (stop_tx, stop_rx) = mpsc::channel::<()>();
-    let gw_thread = {
-        let (name, cfg, lm, ca_pem) = (
-            gw_ns.name().to_string(),
-            cfg.clone(),
-            lm.clone(),
-            ca.cert_pem().to_string(),
-        );
-        std::thread::spawn(move || {
-            Netns::existing(&name)
-                .unwrap()
-                .enter_current_thread()
-                .unwrap();
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let started = run::start(&cfg, lm, "acme".parse().unwrap(), &ca_pem).await;
-                let ok = started.is_ok();
-                let _ = ready_tx.send(started.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")));
-                if ok {
-                    let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
-                }
-                drop(started);
-            });
-        })
-    };
-    ready_rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap()
-        .unwrap();
+    let gw = common::RunningGateway::start(&gw_ns, &cfg, lm.clone(), ca.cert_pem());
     let gw_cert =
         CertificateDer::from_pem_file(cfg.state_dir.join("gateway/tls-cert.pem")).unwrap();
     let capture = Capture::start(&gw_ns, "dc0", 51820, marker.as_bytes()).unwrap();
@@ -236,8 +202,7 @@ fn an_agent_fetches_an_image_and_its_key_only_through_the_tunnel() {
     .unwrap();
 
     let report = capture.finish().unwrap();
-    let _ = stop_tx.send(());
-    gw_thread.join().unwrap();
+    gw.stop();
     let mut want = kernel.clone();
     want.extend_from_slice(marker.as_bytes());
     assert!(

@@ -170,6 +170,73 @@ pub fn register_ipsec(
     reg.tunnel_address
 }
 
+/// The gateway as `gateway run` starts it (`run::start`), on a thread inside `ns` with its own
+/// runtime, for tenant `acme`; stopped (and charon with it, by PID) by [`RunningGateway::stop`].
+pub struct RunningGateway {
+    /// charon's PID when the gateway started it (IPsec mode).
+    pub charon_pid: Option<u32>,
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl RunningGateway {
+    pub fn start(
+        ns: &lab::netns::Netns,
+        cfg: &procurement_organizer::config::Config,
+        lm: Arc<procurement_organizer::gateway::source::FakeLm>,
+        ca_pem: &str,
+    ) -> Self {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
+        let (name, cfg, ca_pem) = (ns.name().to_string(), cfg.clone(), ca_pem.to_string());
+        let thread = std::thread::spawn(move || {
+            lab::netns::Netns::existing(&name)
+                .unwrap()
+                .enter_current_thread()
+                .unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let started = procurement_organizer::gateway::run::start(
+                    &cfg,
+                    lm,
+                    "acme".parse().unwrap(),
+                    &ca_pem,
+                )
+                .await;
+                let _ = ready_tx.send(
+                    started
+                        .as_ref()
+                        .map(|s| s.charon_pid())
+                        .map_err(|e| format!("{e:#}")),
+                );
+                if started.is_ok() {
+                    let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
+                }
+                drop(started);
+            });
+        });
+        let charon_pid = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the gateway thread answered")
+            .unwrap_or_else(|e| panic!("the gateway did not start: {e}"));
+        Self {
+            charon_pid,
+            stop,
+            thread,
+        }
+    }
+
+    /// Stops the gateway and waits for its thread.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        self.thread.join().unwrap();
+    }
+}
+
 pub fn code(body: &[u8]) -> ErrorCode {
     serde_json::from_slice::<ErrorBody>(body)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
