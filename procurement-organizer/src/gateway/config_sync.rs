@@ -70,14 +70,19 @@ mod tests {
     #[tokio::test]
     async fn a_request_is_answered_by_a_later_sync_only() {
         let s = Arc::new(ConfigSync::default());
-        // A sync that covered nothing yet does not answer a new request.
-        s.loaded(0);
         let waiter = {
             let s = s.clone();
             tokio::spawn(async move { s.request_and_wait(Duration::from_secs(5)).await })
         };
         let upto = s.next(Duration::from_secs(5)).await;
         assert_eq!(upto, 1, "the request woke the watcher");
+        // A sync that covered nothing newer than before the request does not answer it.
+        s.loaded(0);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiter.is_finished(),
+            "answered by a sync from before the request"
+        );
         s.loaded(upto);
         waiter.await.unwrap().unwrap();
     }
